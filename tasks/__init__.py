@@ -1,0 +1,1 @@
+"""Thin Luigi wrappers. Nothing imports `tasks`."""

@@ -1,0 +1,1 @@
+"""Parquet warehouse: schemas, atomic writes, readers and the catalog."""
