@@ -107,3 +107,18 @@ def discover(raw_dir: str | Path) -> tuple[list[RawSubject], list[IngestError | 
 
 def _hidden(path: Path) -> bool:
     return path.name.startswith(("_", "."))
+
+
+ACTIVITY_WORDS = (("static", "static"), ("walk", "walking"), ("gait", "walking"),
+                  ("run", "running"), ("jog", "running"), ("squat", "squat"),
+                  ("sit", "sit_to_stand"), ("sts", "sit_to_stand"), ("jump", "jump"),
+                  ("hop", "jump"))
+
+
+def infer_activity(trial: str) -> str:
+    """The activity a trial name announces (`walk_fast_01` -> walking), else `other`."""
+    lowered = trial.lower()
+    for word, activity in ACTIVITY_WORDS:
+        if word in lowered:
+            return activity
+    return "other"

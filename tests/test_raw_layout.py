@@ -64,3 +64,11 @@ def test_missing_subject_json_skips_that_subject_only(tmp_path):
 
 def test_sex_words_are_normalised(tmp_path):
     assert read_subject_info(_subject(tmp_path / "a", sex="male"))["sex"] == "M"
+
+
+@pytest.mark.parametrize("name, activity", [("walk_fast_01", "walking"), ("Static", "static"),
+                                            ("sit_to_stand_02", "sit_to_stand"),
+                                            ("squat_01", "squat"), ("trial7", "other")])
+def test_activity_from_trial_name(name, activity):
+    from pipeline.raw import infer_activity
+    assert infer_activity(name) == activity

@@ -1,0 +1,85 @@
+"""Ingest: raw trial files -> the `markers` and `grf_measured` warehouse tables."""
+from __future__ import annotations
+
+import luigi
+
+from pipeline.errors import PipelineError
+from pipeline.raw import discover, infer_activity
+from warehouse import catalog, store
+
+from .base import HashedTask, file_sha256, paths, write_json_atomic
+
+
+class RawTrialFile(luigi.ExternalTask):
+    """A trial file the lab recorded: data the pipeline did not make."""
+
+    path = luigi.Parameter()
+
+    def output(self):
+        return luigi.LocalTarget(self.path)
+
+
+class IngestTrial(HashedTask):
+    """Read one raw trial (C3D, TRC [+ _grf.mot], SMPL .npz) into the warehouse."""
+
+    subject = luigi.Parameter()
+    trial = luigi.Parameter()
+    path = luigi.Parameter(description="the raw trial file")
+    up_axis = luigi.Parameter(default="auto", description="lab vertical axis: auto, x, y or z")
+    grf_cutoff_hz = luigi.FloatParameter(default=0.0,
+                                         description="low-pass of plate signals; 0 = none")
+
+    def requires(self):
+        return RawTrialFile(self.path)
+
+    def output(self):
+        return luigi.LocalTarget(
+            self.artifact_dir(self.subject, self.trial, f"{self.settings_hash()}.json"))
+
+    def run(self):
+        from pipeline.ingest import load_trial
+
+        root = paths().warehouse
+        try:
+            trial = load_trial(self.path, subject=self.subject,
+                               up_axis=None if self.up_axis == "auto" else self.up_axis,
+                               grf_cutoff_hz=self.grf_cutoff_hz or None)
+        except PipelineError as exc:
+            exc.trial = exc.trial or self.trial
+            catalog.record_failure(root, subject=self.subject, trial=self.trial, stage=exc.stage,
+                                   problem=exc.problem, file=exc.file or self.path,
+                                   hint=exc.hint)
+            raise
+        provenance = {"source": self.path, "source_sha256": file_sha256(self.path),
+                      "settings_hash": self.settings_hash(), "settings": self.settings()}
+        leaves = [store.write_leaf(root, "markers", self.subject, self.trial, trial.markers,
+                                   provenance=provenance)]
+        if trial.grf is not None:
+            leaves.append(store.write_leaf(root, "grf_measured", self.subject, self.trial,
+                                           trial.grf, provenance=provenance))
+        catalog.upsert(root, "trials", [{
+            "subject": self.subject, "trial": self.trial, "activity": infer_activity(self.trial),
+            "source": self.path, "frames": len(trial.markers), "rate_hz": trial.rate_hz,
+            "markers": len(trial.marker_names), "has_grf": trial.grf is not None}])
+        catalog.remove(root, "failures", subject=self.subject, trial=self.trial, stage="ingest")
+        write_json_atomic(self.output().path, {"leaves": [str(p) for p in leaves], **provenance})
+
+
+class IngestRaw(luigi.WrapperTask):
+    """Every trial of the raw folder; problems found while discovering them are recorded."""
+
+    raw = luigi.Parameter(default="", description="raw folder; default [paths] raw")
+
+    def requires(self):
+        subjects, problems = discover(self.raw or paths().raw)
+        for problem in problems:
+            catalog.record_failure(paths().warehouse, subject=_subject_of(problem),
+                                   trial=problem.trial or "*", stage=problem.stage,
+                                   problem=problem.problem, file=problem.file, hint=problem.hint)
+        return [IngestTrial(subject=t.subject, trial=t.trial, path=str(t.path))
+                for s in subjects for t in s.trials]
+
+
+def _subject_of(problem: PipelineError) -> str:
+    from pathlib import Path
+    return Path(problem.file).parent.name if problem.file else "*"
