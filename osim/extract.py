@@ -1,0 +1,99 @@
+"""Moco solutions -> OpenSim-named tables: coordinates, speeds, accelerations, joint torques,
+pelvis residuals and ground reaction forces per foot."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.opensim_files import write_sto
+
+
+def _coordinates(model) -> list:
+    return list(model.getCoordinateSet())
+
+
+def _is_translational(coordinate) -> bool:
+    import opensim
+
+    return coordinate.getMotionType() == opensim.Coordinate.Translational
+
+
+def kinematics_table(model, solution) -> pd.DataFrame:
+    """q, q̇ and q̈ by coordinate name (`hip_flexion_r`, `_speed`, `_accel`); rad or m."""
+    import opensim
+
+    times = np.asarray(solution.getTimeMat()).ravel()
+    state = model.initSystem()
+    columns: dict[str, np.ndarray] = {}
+    speeds = {}
+    for coord in _coordinates(model):
+        path = coord.getAbsolutePathString()
+        columns[coord.getName()] = solution.getState(f"{path}/value").to_numpy()
+        speeds[coord.getName()] = solution.getState(f"{path}/speed").to_numpy()
+    columns.update({f"{name}_speed": value for name, value in speeds.items()})
+    # Accelerations of the dynamics themselves (not differentiated speeds): realise the model
+    # at each mesh point with the solution's states and controls.
+    states = opensim.exportToStatesTrajectory(model, solution) if hasattr(
+        opensim, "exportToStatesTrajectory") else solution.exportToStatesTrajectory(model)
+    accel = {c.getName(): np.empty(len(times)) for c in _coordinates(model)}
+    controls = solution.getControlsTrajectoryMat()
+    for i in range(states.getSize()):
+        state = states.get(i)
+        model.realizeVelocity(state)
+        model.setControls(state, opensim.Vector(np.asarray(controls[i]).ravel().tolist()))
+        model.realizeAcceleration(state)
+        for coord in _coordinates(model):
+            accel[coord.getName()][i] = coord.getAccelerationValue(state)
+    columns.update({f"{name}_accel": value for name, value in accel.items()})
+    return pd.DataFrame(columns, index=pd.Index(times, name="time"))
+
+
+def actuator_generalized_forces(model, solution) -> pd.DataFrame:
+    """Joint torques (N·m) and forces (N) from coordinate actuators: control × optimal force,
+    summed per coordinate and named as OpenSim's ID output (`<coord>_moment`, `<coord>_force`).
+    The pelvis columns are the residuals."""
+    import opensim
+
+    times = np.asarray(solution.getTimeMat()).ravel()
+    out: dict[str, np.ndarray] = {}
+    for actuator in model.getActuators():
+        coord_actuator = opensim.CoordinateActuator.safeDownCast(actuator)
+        if coord_actuator is None:
+            continue
+        coord = coord_actuator.getCoordinate()
+        control = solution.getControl(actuator.getAbsolutePathString()).to_numpy()
+        name = coord.getName() + ("_force" if _is_translational(coord) else "_moment")
+        out[name] = out.get(name, 0.0) + control * coord_actuator.getOptimalForce()
+    return pd.DataFrame(out, index=pd.Index(times, name="time"))
+
+
+def grf_table(grf_gait) -> pd.DataFrame:
+    """GRF per foot from `createExternalLoadsTableForGait`: its forces and centres of pressure,
+    and the torque moved from the ground origin (where that function sums the sphere torques) to
+    the centre of pressure, so `ground_torque_<s>_y` is the free moment."""
+    times = np.asarray(grf_gait.getIndependentColumn())
+    table = {label: grf_gait.getDependentColumn(label).to_numpy()
+             for label in grf_gait.getColumnLabels()}
+    out: dict[str, np.ndarray] = {}
+    for side in ("r", "l"):
+        force = np.column_stack([table[f"ground_force_{side}_v{a}"] for a in "xyz"])
+        cop = np.column_stack([table[f"ground_force_{side}_p{a}"] for a in "xyz"])
+        torque_origin = np.column_stack([table[f"ground_torque_{side}_{a}"] for a in "xyz"])
+        torque_cop = torque_origin - np.cross(cop, force)
+        for i, axis in enumerate("xyz"):
+            out[f"ground_force_{side}_v{axis}"] = force[:, i]
+        for i, axis in enumerate("xyz"):
+            out[f"ground_force_{side}_p{axis}"] = cop[:, i]
+        for i, axis in enumerate("xyz"):
+            out[f"ground_torque_{side}_{axis}"] = torque_cop[:, i]
+    return pd.DataFrame(out, index=pd.Index(times, name="time"))
+
+
+def kinetics_table(model, solution, grf_gait) -> pd.DataFrame:
+    return actuator_generalized_forces(model, solution).join(grf_table(grf_gait))
+
+
+def write_table(df: pd.DataFrame, path: Path) -> None:
+    write_sto(path, df, in_degrees=False, name=path.stem)

@@ -1,0 +1,254 @@
+"""Torque-driven MocoTrack of IK coordinates with foot contact spheres: one window, one process.
+
+The recipe is Moco's own (`exampleMocoTrack.py`, example3DWalking): track the filtered IK
+coordinates and their derivatives, minimise actuator effort with the pelvis residuals penalised
+more, contact spheres decide the ground reaction forces (and, where the trial has force plates,
+`MocoContactTrackingGoal` tracks them). Hermite–Simpson in explicit mode converged here where
+implicit mode was 30x slower (DESIGN.md trap 5), and the tracked states as the initial guess cut
+the iterations several-fold.
+
+Run as `python -m osim.moco_track SPEC.json`: it works inside the spec's scratch folder (MocoTrack
+writes `*_tracked_states.sto` into the working directory, trap 4) and writes there:
+`problem.omoco`, `solution.sto`, `kinematics.sto`, `kinetics.sto`, `result.json`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+GRAVITY = 9.80665
+
+
+@dataclass(frozen=True)
+class TrackSettings:
+    """Everything that changes a solution (hashed into artifact paths by the tasks)."""
+
+    mesh_interval: float = 0.05          # s; Moco's examples use about 0.02 for final results
+    filter_hz: float = 6.0               # low-pass of the tracked coordinates
+    states_weight: float = 10.0          # global coordinate-tracking weight
+    effort_weight: float = 0.01          # global control-effort weight
+    residual_effort_factor: float = 10.0  # pelvis residuals cost this many times more
+    contact_tracking_weight: float = 1e-2  # used only where the trial has force plates
+    convergence_tolerance: float = 1e-2
+    constraint_tolerance: float = 1e-4
+    max_iterations: int = 500
+    scheme: str = "hermite-simpson"
+    weld_joints: tuple[str, ...] = ()    # joints the trial does not track (e.g. wrists, mtp)
+    timeout_s: float = 1800.0
+
+
+# Per-activity presets: filter cut-offs follow the content of each motion (gait at 6 Hz, faster
+# motions need more bandwidth); meshes are coarse by default so a laptop finishes in minutes.
+PRESETS: dict[str, TrackSettings] = {
+    "walking": TrackSettings(),
+    "running": TrackSettings(filter_hz=12.0, mesh_interval=0.02),
+    "jump": TrackSettings(filter_hz=12.0, mesh_interval=0.03),
+    "squat": TrackSettings(filter_hz=4.0),
+    "sit_to_stand": TrackSettings(filter_hz=4.0),
+    "static": TrackSettings(filter_hz=2.0, mesh_interval=0.1),
+    "other": TrackSettings(),
+}
+PAPER_MESH_INTERVAL = 0.02  # Moco's own examples; the `paper` preset of the tasks uses it
+
+
+@dataclass
+class WindowSpec:
+    model: str                       # torque-driven .osim with contact spheres
+    coordinates: str                 # STO of IK coordinates (rad, m), OpenSim coordinate names
+    t0: float
+    t1: float
+    workdir: str
+    settings: dict = field(default_factory=lambda: asdict(TrackSettings()))
+    grf: str | None = None           # measured GRF .mot with ground_force_r_* / _l_* columns
+
+
+def contact_force_paths(model) -> dict[str, list[str]]:
+    """SmoothSphereHalfSpaceForce paths by foot, from the frame each sphere is attached to."""
+    import opensim
+
+    sides: dict[str, list[str]] = {"r": [], "l": []}
+    # Moco's examples add the contact forces at the model root, not in the force set.
+    for component in model.getComponentsList():
+        if component.getConcreteClassName() != "SmoothSphereHalfSpaceForce":
+            continue
+        force = opensim.SmoothSphereHalfSpaceForce.safeDownCast(component)
+        sphere = force.getConnectee("sphere")
+        body = sphere.getFrame().findBaseFrame().getName()
+        side = body.rsplit("_", 1)[-1]
+        if side not in sides:
+            raise ValueError(f"contact sphere {force.getName()} is on body {body}, "
+                             "which names no side (_r or _l)")
+        sides[side].append(force.getAbsolutePathString())
+    return sides
+
+
+def _processor(spec: WindowSpec, settings: TrackSettings):
+    import opensim
+
+    model = opensim.Model(spec.model)
+    if settings.weld_joints:
+        # Joints the markers barely see (wrists, toes) add variables and stiff dynamics for
+        # nothing; their coordinates vanish, so their actuators must go first.
+        welded = set()
+        for joint_name in settings.weld_joints:
+            joint = model.getJointSet().get(joint_name)
+            welded.update(joint.get_coordinates(i).getName()
+                          for i in range(joint.numCoordinates()))
+        forces = model.updForceSet()
+        for i in reversed(range(forces.getSize())):
+            actuator = opensim.CoordinateActuator.safeDownCast(forces.get(i))
+            if actuator is not None and actuator.get_coordinate() in welded:
+                forces.remove(i)
+        model.finalizeConnections()
+    processor = opensim.ModelProcessor(model)
+    if settings.weld_joints:
+        processor.append(opensim.ModOpReplaceJointsWithWelds(
+            opensim.StdVectorString(list(settings.weld_joints))))
+    return processor
+
+
+def build_study(spec: WindowSpec):
+    """The MocoStudy of one window, built the MocoTrack way (initialize, customise, reset)."""
+    import opensim
+
+    settings = TrackSettings(**{k: (tuple(v) if k == "weld_joints" else v)
+                                for k, v in spec.settings.items()})
+    processor = _processor(spec, settings)
+    model = processor.process()
+    model.initSystem()
+
+    table = opensim.TableProcessor(spec.coordinates)
+    # Marker noise differentiated twice swamps the dynamics; Moco's recipe filters at ~6 Hz.
+    table.append(opensim.TabOpLowPassFilter(settings.filter_hz))
+    table.append(opensim.TabOpUseAbsoluteStateNames())
+
+    track = opensim.MocoTrack()
+    track.setName("track")
+    track.setModel(processor)
+    track.setStatesReference(table)
+    track.set_states_global_tracking_weight(settings.states_weight)
+    track.set_allow_unused_references(True)
+    # Speeds from the coordinates' derivatives are tracked too (the IK has no speeds of its own).
+    track.set_track_reference_position_derivatives(True)
+    track.set_apply_tracked_states_to_guess(True)
+    track.set_control_effort_weight(settings.effort_weight)
+    controls = opensim.MocoWeightSet()
+    for actuator in model.getActuators():
+        if actuator.getName().startswith("residual_"):
+            controls.cloneAndAppend(opensim.MocoWeight(actuator.getAbsolutePathString(),
+                                                       settings.residual_effort_factor))
+    track.set_controls_weight_set(controls)
+    track.set_initial_time(spec.t0)
+    track.set_final_time(spec.t1)
+    track.set_mesh_interval(settings.mesh_interval)
+
+    study = track.initialize()
+    problem = study.updProblem()
+    sides = contact_force_paths(model)
+    if spec.grf and settings.contact_tracking_weight > 0:
+        loads = _external_loads_xml(spec)
+        goal = opensim.MocoContactTrackingGoal("grf_tracking", settings.contact_tracking_weight)
+        goal.setExternalLoadsFile(str(loads))
+        for side, label in (("r", "right"), ("l", "left")):
+            goal.addContactGroup(opensim.MocoContactTrackingGoalGroup(
+                opensim.StdVectorString(sides[side]), f"{label}_grf",
+                opensim.StdVectorString([f"/bodyset/toes_{side}"])))
+        problem.addGoal(goal)
+
+    solver = opensim.MocoCasADiSolver.safeDownCast(study.updSolver())
+    solver.set_transcription_scheme(settings.scheme)
+    solver.set_multibody_dynamics_mode("explicit")
+    solver.set_optim_convergence_tolerance(settings.convergence_tolerance)
+    solver.set_optim_constraint_tolerance(settings.constraint_tolerance)
+    solver.set_optim_max_iterations(settings.max_iterations)
+    # One thread per solve: trials run in parallel instead (trap 5).
+    solver.set_parallel(0)
+    solver.resetProblem(problem)
+    return study, model, settings, sides
+
+
+def _external_loads_xml(spec: WindowSpec) -> Path:
+    """ExternalLoads XML for the measured plates, as MocoContactTrackingGoal wants them."""
+    import opensim
+
+    loads = opensim.ExternalLoads()
+    loads.setDataFileName(str(Path(spec.grf).resolve()))
+    for side in ("r", "l"):
+        force = opensim.ExternalForce()
+        force.setName(f"{'right' if side == 'r' else 'left'}_grf")
+        force.set_applied_to_body(f"calcn_{side}")
+        force.set_force_expressed_in_body("ground")
+        force.set_point_expressed_in_body("ground")
+        force.set_force_identifier(f"ground_force_{side}_v")
+        force.set_point_identifier(f"ground_force_{side}_p")
+        force.set_torque_identifier(f"ground_torque_{side}_")
+        loads.cloneAndAppend(force)
+    path = Path(spec.workdir) / "external_loads.xml"
+    loads.printToXML(str(path))
+    return path
+
+
+def solve_window(spec: WindowSpec) -> dict:
+    """Solve one window inside spec.workdir and write its results there; returns result.json."""
+    workdir = Path(spec.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    os.chdir(workdir)
+    started = time.perf_counter()
+    study, model, settings, sides = build_study(spec)
+    study.printToXML(str(workdir / "problem.omoco"))
+    solution = study.solve()
+    seconds = time.perf_counter() - started
+    success = bool(solution.success())
+    solution.unseal()  # a failed solution is still written, for diagnosis, never as ground truth
+    solution.write(str(workdir / "solution.sto"))
+    result = {"success": success, "status": solution.getStatus(),
+              "iterations": int(solution.getNumIterations()),
+              "objective": float(solution.getObjective()) if success else math.nan,
+              "solve_seconds": seconds, "t0": spec.t0, "t1": spec.t1,
+              "mesh_points": int(solution.getNumTimes()),
+              "settings": asdict(settings)}
+    if success:
+        result.update(_extract(model, solution, sides, workdir))
+    (workdir / "result.json").write_text(json.dumps(result, indent=2, default=_jsonable))
+    return result
+
+
+def _jsonable(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return str(value)
+
+
+def _extract(model, solution, sides, workdir: Path) -> dict:
+    """States, joint torques, residuals and GRFs as OpenSim-named tables beside the solution."""
+    import opensim
+
+    from .extract import kinematics_table, kinetics_table, write_table
+
+    model.initSystem()
+    kinematics = kinematics_table(model, solution)
+    grf = opensim.createExternalLoadsTableForGait(
+        model, solution, opensim.StdVectorString(sides["r"]), opensim.StdVectorString(sides["l"]))
+    kinetics = kinetics_table(model, solution, grf)
+    write_table(kinematics, workdir / "kinematics.sto")
+    write_table(kinetics, workdir / "kinetics.sto")
+    return {"columns": {"kinematics": list(kinematics.columns), "kinetics": list(kinetics.columns)}}
+
+
+def main(argv: list[str]) -> int:
+    spec = WindowSpec(**json.loads(Path(argv[0]).read_text()))
+    result = solve_window(spec)
+    print(json.dumps({k: result[k] for k in ("success", "status", "iterations",
+                                             "solve_seconds")}))
+    return 0 if result["success"] else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

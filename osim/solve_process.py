@@ -1,0 +1,48 @@
+"""Run one Moco window in a process of its own, so a crash or a hang costs one window, not the
+batch: a scratch folder per window, one thread, a timeout, the solver's log kept beside it."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from .moco_track import WindowSpec
+
+ONE_THREAD = {"OPENSIM_MOCO_PARALLEL": "0", "OMP_NUM_THREADS": "1",
+              "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def run_window(spec: WindowSpec, timeout_s: float) -> dict:
+    """Solve a window in a subprocess; always returns a result dict (`success` False on failure,
+    with `status` saying why: the IPOPT status, `timeout`, or `crashed`)."""
+    workdir = Path(spec.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    spec_path = workdir / "spec.json"
+    spec_path.write_text(json.dumps(asdict(spec), indent=2))
+    result_path = workdir / "result.json"
+    result_path.unlink(missing_ok=True)
+    env = {**os.environ, **ONE_THREAD}
+    with open(workdir / "solve.log", "w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "osim.moco_track", str(spec_path)],
+                                   stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir,
+                                   start_new_session=True)
+        try:
+            code = process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            return _failure(spec, "timeout", f"no solution within {timeout_s:.0f} s")
+    if not result_path.exists():
+        tail = (workdir / "solve.log").read_text(errors="replace").strip().splitlines()[-3:]
+        return _failure(spec, "crashed", f"solver process exited with code {code}: "
+                        + " | ".join(tail))
+    return json.loads(result_path.read_text())
+
+
+def _failure(spec: WindowSpec, status: str, detail: str) -> dict:
+    return {"success": False, "status": status, "detail": detail, "iterations": 0,
+            "t0": spec.t0, "t1": spec.t1, "solve_seconds": float("nan")}
