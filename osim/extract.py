@@ -69,25 +69,22 @@ def actuator_generalized_forces(model, solution) -> pd.DataFrame:
     return pd.DataFrame(out, index=pd.Index(times, name="time"))
 
 
+# Below this vertical force a foot is unloaded and its centre of pressure undefined (NaN), as in
+# ingest of measured plates.
+UNLOADED_N = 1.0
+
+
 def grf_table(grf_gait) -> pd.DataFrame:
-    """GRF per foot from `createExternalLoadsTableForGait`: its forces and centres of pressure,
-    and the torque moved from the ground origin (where that function sums the sphere torques) to
-    the centre of pressure, so `ground_torque_<s>_y` is the free moment."""
+    """GRF per foot from `createExternalLoadsTableForGait`. In OpenSim 4.6 its torque columns are
+    already about the centre of pressure (x and z zero, y the free moment): checked against a
+    sum over the sphere forces in tests/test_moco_track.py. CoP is NaN where a foot is unloaded."""
     times = np.asarray(grf_gait.getIndependentColumn())
-    table = {label: grf_gait.getDependentColumn(label).to_numpy()
-             for label in grf_gait.getColumnLabels()}
-    out: dict[str, np.ndarray] = {}
+    out = {label: grf_gait.getDependentColumn(label).to_numpy().copy()
+           for label in grf_gait.getColumnLabels()}
     for side in ("r", "l"):
-        force = np.column_stack([table[f"ground_force_{side}_v{a}"] for a in "xyz"])
-        cop = np.column_stack([table[f"ground_force_{side}_p{a}"] for a in "xyz"])
-        torque_origin = np.column_stack([table[f"ground_torque_{side}_{a}"] for a in "xyz"])
-        torque_cop = torque_origin - np.cross(cop, force)
-        for i, axis in enumerate("xyz"):
-            out[f"ground_force_{side}_v{axis}"] = force[:, i]
-        for i, axis in enumerate("xyz"):
-            out[f"ground_force_{side}_p{axis}"] = cop[:, i]
-        for i, axis in enumerate("xyz"):
-            out[f"ground_torque_{side}_{axis}"] = torque_cop[:, i]
+        unloaded = out[f"ground_force_{side}_vy"] < UNLOADED_N
+        for axis in "xyz":
+            out[f"ground_force_{side}_p{axis}"][unloaded] = np.nan
     return pd.DataFrame(out, index=pd.Index(times, name="time"))
 
 

@@ -33,6 +33,14 @@ class TrackSettings:
     mesh_interval: float = 0.05          # s; Moco's examples use about 0.02 for final results
     filter_hz: float = 6.0               # low-pass of the tracked coordinates
     states_weight: float = 10.0          # global coordinate-tracking weight
+    # Moco's 3D walking recipe leaves the pelvis height untracked: marker-based IK puts the feet
+    # centimetres into (or above) the floor of the contact model, and tracking that height makes
+    # the optimizer lift a foot off the ground and carry the body on the pelvis residual.
+    pelvis_height_weight: float = 0.0
+    # Initial states within these distances of the (filtered) reference, as Moco's example does:
+    # left free, a short window can start with an upward velocity and fly over the floor.
+    initial_value_bound: float = 0.05    # rad or m
+    initial_speed_bound: float = 0.1     # rad/s or m/s
     effort_weight: float = 0.01          # global control-effort weight
     residual_effort_factor: float = 10.0  # pelvis residuals cost this many times more
     contact_tracking_weight: float = 1e-2  # used only where the trial has force plates
@@ -114,6 +122,23 @@ def _processor(spec: WindowSpec, settings: TrackSettings):
     return processor
 
 
+def _coordinate_path(model, name: str) -> str | None:
+    coordinates = model.getCoordinateSet()
+    return coordinates.get(name).getAbsolutePathString() if coordinates.contains(name) else None
+
+
+def _reference(spec: WindowSpec, settings: TrackSettings, with_speeds: bool = False):
+    import opensim
+
+    table = opensim.TableProcessor(spec.coordinates)
+    # Marker noise differentiated twice swamps the dynamics; Moco's recipe filters at ~6 Hz.
+    table.append(opensim.TabOpLowPassFilter(settings.filter_hz))
+    table.append(opensim.TabOpUseAbsoluteStateNames())
+    if with_speeds:
+        table.append(opensim.TabOpAppendCoordinateValueDerivativesAsSpeeds())
+    return table
+
+
 def build_study(spec: WindowSpec):
     """The MocoStudy of one window, built the MocoTrack way (initialize, customise, reset)."""
     import opensim
@@ -124,16 +149,19 @@ def build_study(spec: WindowSpec):
     model = processor.process()
     model.initSystem()
 
-    table = opensim.TableProcessor(spec.coordinates)
-    # Marker noise differentiated twice swamps the dynamics; Moco's recipe filters at ~6 Hz.
-    table.append(opensim.TabOpLowPassFilter(settings.filter_hz))
-    table.append(opensim.TabOpUseAbsoluteStateNames())
+    table = _reference(spec, settings)
 
     track = opensim.MocoTrack()
     track.setName("track")
     track.setModel(processor)
     track.setStatesReference(table)
     track.set_states_global_tracking_weight(settings.states_weight)
+    states = opensim.MocoWeightSet()
+    pelvis_ty = _coordinate_path(model, "pelvis_ty")
+    if pelvis_ty:
+        states.cloneAndAppend(opensim.MocoWeight(f"{pelvis_ty}/value",
+                                                 settings.pelvis_height_weight))
+    track.set_states_weight_set(states)
     track.set_allow_unused_references(True)
     # Speeds from the coordinates' derivatives are tracked too (the IK has no speeds of its own).
     track.set_track_reference_position_derivatives(True)
@@ -151,6 +179,17 @@ def build_study(spec: WindowSpec):
 
     study = track.initialize()
     problem = study.updProblem()
+    reference = _reference(spec, settings, with_speeds=True).process(model)
+    row = reference.getRowAtIndex(reference.getNearestRowIndexForTime(spec.t0))
+    for i, label in enumerate(reference.getColumnLabels()):
+        if label.endswith("/value"):
+            bound = settings.initial_value_bound
+        elif label.endswith("/speed"):
+            bound = settings.initial_speed_bound
+        else:
+            continue
+        problem.setStateInfo(label, opensim.MocoBounds(),
+                             opensim.MocoInitialBounds(row[i] - bound, row[i] + bound))
     sides = contact_force_paths(model)
     if spec.grf and settings.contact_tracking_weight > 0:
         loads = _external_loads_xml(spec)
