@@ -183,7 +183,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "(ground_force_vx, 1_ground_force_vx ...); default auto")
     _frame_options(p)
     p.set_defaults(handler=_convert)
+    _synth_parser(sub)
     return parser
+
+
+def _synth_parser(sub) -> None:
+    """`python -m pipeline synth --out DIR`: write the built-in synthetic cohort (docs/cohort.md)."""
+    from pipeline import cohort
+
+    p = sub.add_parser("synth", help="write the built-in synthetic cohort as raw lab data")
+    cohort.add_arguments(p)
+    p.set_defaults(handler=cohort.run)
 
 
 def main(argv=None) -> int:
