@@ -30,7 +30,10 @@ GRAVITY = 9.80665
 class TrackSettings:
     """Everything that changes a solution (hashed into artifact paths by the tasks)."""
 
-    mesh_interval: float = 0.05          # s; Moco's examples use about 0.02 for final results
+    # s. The contact spheres (1e6 N/m on a body of ~70 kg) ring at tens of hertz: a 0.1 s mesh
+    # cannot resolve them and the solver wandered into solutions that fly or fall over, while
+    # 0.025 s tracked a synthetic squat to 0.1 deg with residuals of 0.001 BW.
+    mesh_interval: float = 0.025
     filter_hz: float = 6.0               # low-pass of the tracked coordinates
     states_weight: float = 10.0          # global coordinate-tracking weight
     # Moco's 3D walking recipe leaves the pelvis height untracked: marker-based IK puts the feet
@@ -43,6 +46,10 @@ class TrackSettings:
     initial_speed_bound: float = 0.1     # rad/s or m/s
     effort_weight: float = 0.01          # global control-effort weight
     residual_effort_factor: float = 10.0  # pelvis residuals cost this many times more
+    # Residual controls are bounded, in units of their optimal force (sized to the quality gate:
+    # 0.05 BW, 0.1 BW·h). Penalties alone were not enough: IPOPT settled in a local minimum that
+    # carried most of the body weight on the pelvis residual with both feet off the floor.
+    residual_bound: float = 2.0
     contact_tracking_weight: float = 1e-2  # used only where the trial has force plates
     convergence_tolerance: float = 1e-2
     constraint_tolerance: float = 1e-4
@@ -53,17 +60,16 @@ class TrackSettings:
 
 
 # Per-activity presets: filter cut-offs follow the content of each motion (gait at 6 Hz, faster
-# motions need more bandwidth); meshes are coarse by default so a laptop finishes in minutes.
+# motions need more bandwidth, and shorter impacts a finer mesh).
 PRESETS: dict[str, TrackSettings] = {
     "walking": TrackSettings(),
-    "running": TrackSettings(filter_hz=12.0, mesh_interval=0.02),
-    "jump": TrackSettings(filter_hz=12.0, mesh_interval=0.03),
+    "running": TrackSettings(filter_hz=12.0, mesh_interval=0.015),
+    "jump": TrackSettings(filter_hz=12.0, mesh_interval=0.015),
     "squat": TrackSettings(filter_hz=4.0),
     "sit_to_stand": TrackSettings(filter_hz=4.0),
-    "static": TrackSettings(filter_hz=2.0, mesh_interval=0.1),
+    "static": TrackSettings(filter_hz=2.0),
     "other": TrackSettings(),
 }
-PAPER_MESH_INTERVAL = 0.02  # Moco's own examples; the `paper` preset of the tasks uses it
 
 
 @dataclass
@@ -168,10 +174,10 @@ def build_study(spec: WindowSpec):
     track.set_apply_tracked_states_to_guess(True)
     track.set_control_effort_weight(settings.effort_weight)
     controls = opensim.MocoWeightSet()
-    for actuator in model.getActuators():
-        if actuator.getName().startswith("residual_"):
-            controls.cloneAndAppend(opensim.MocoWeight(actuator.getAbsolutePathString(),
-                                                       settings.residual_effort_factor))
+    residuals = [a.getAbsolutePathString() for a in model.getActuators()
+                 if a.getName().startswith("residual_")]
+    for path in residuals:
+        controls.cloneAndAppend(opensim.MocoWeight(path, settings.residual_effort_factor))
     track.set_controls_weight_set(controls)
     track.set_initial_time(spec.t0)
     track.set_final_time(spec.t1)
@@ -179,6 +185,9 @@ def build_study(spec: WindowSpec):
 
     study = track.initialize()
     problem = study.updProblem()
+    for path in residuals:
+        problem.setControlInfo(path, opensim.MocoBounds(-settings.residual_bound,
+                                                        settings.residual_bound))
     reference = _reference(spec, settings, with_speeds=True).process(model)
     row = reference.getRowAtIndex(reference.getNearestRowIndexForTime(spec.t0))
     for i, label in enumerate(reference.getColumnLabels()):

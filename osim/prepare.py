@@ -17,8 +17,9 @@ GRAVITY = 9.80665
 
 
 def has_foot_contact(model: opensim.Model) -> bool:
-    return any(c.getConcreteClassName() == "SmoothSphereHalfSpaceForce"
-               for c in model.getComponentsList())
+    # OpenSim's component iterator must run to its end: abandoning it (as any() would) raises.
+    kinds = {c.getConcreteClassName() for c in model.getComponentsList()}
+    return "SmoothSphereHalfSpaceForce" in kinds
 
 
 def _free_coordinates(model: opensim.Model) -> list:

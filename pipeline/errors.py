@@ -41,3 +41,15 @@ class ModelError(PipelineError):
     """A model that cannot be built, loaded or prepared (bad subject data, broken .osim)."""
 
     stage = "model"
+
+
+class SolveError(PipelineError):
+    """An optimal-control solve that failed, timed out or crashed."""
+
+    stage = "moco"
+
+
+class QualityError(PipelineError):
+    """A solution that converged but fails the quality gates (residuals, tracking, GRF)."""
+
+    stage = "quality"

@@ -41,8 +41,9 @@ class HashedTask(luigi.Task):
         return Path(paths().artifacts).joinpath(self.get_task_family(), *parts)
 
 
-def write_json_atomic(path: Path, payload: dict) -> None:
+def write_json_atomic(path: str | Path, payload: dict) -> None:
     """Small manifests: readers see the old file or the new one, never half of one."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.parent / f"_{path.name}.{uuid.uuid4().hex}.tmp"
     staging.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))

@@ -1,6 +1,8 @@
 """Ingest: raw trial files -> the `markers` and `grf_measured` warehouse tables."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import luigi
 
 from pipeline.errors import PipelineError
@@ -72,14 +74,15 @@ class IngestRaw(luigi.WrapperTask):
 
     def requires(self):
         subjects, problems = discover(self.raw or paths().raw)
-        for problem in problems:
-            catalog.record_failure(paths().warehouse, subject=_subject_of(problem),
-                                   trial=problem.trial or "*", stage=problem.stage,
-                                   problem=problem.problem, file=problem.file, hint=problem.hint)
+        record_discovery_problems(problems)
         return [IngestTrial(subject=t.subject, trial=t.trial, path=str(t.path))
                 for s in subjects for t in s.trials]
 
 
-def _subject_of(problem: PipelineError) -> str:
-    from pathlib import Path
-    return Path(problem.file).parent.name if problem.file else "*"
+def record_discovery_problems(problems: list[PipelineError]) -> None:
+    """Problems found while listing the raw folder (bad subject.json, duplicate trial names)."""
+    for problem in problems:
+        subject = Path(problem.file).parent.name if problem.file else "*"
+        catalog.record_failure(paths().warehouse, subject=subject, trial=problem.trial or "*",
+                               stage=problem.stage, problem=problem.problem, file=problem.file,
+                               hint=problem.hint)
