@@ -38,7 +38,8 @@ class HashedTask(luigi.Task):
         return hashlib.sha256(payload.encode()).hexdigest()[:10]
 
     def artifact_dir(self, *parts: str) -> Path:
-        return Path(paths().artifacts).joinpath(self.get_task_family(), *parts)
+        # Absolute: OpenSim's tools resolve relative paths against their setup file's folder.
+        return Path(paths().artifacts).resolve().joinpath(self.get_task_family(), *parts)
 
 
 def write_json_atomic(path: str | Path, payload: dict) -> None:

@@ -63,14 +63,21 @@ class _Staged:
         return False
 
 
-def _recorded(task: HashedTask, subject: str, trial: str, work):
-    """Run `work()`; a PipelineError becomes a failures row before it fails the task."""
+def _recorded(stage: str, subject: str, trial: str, work):
+    """Run `work()`; any failure becomes a failures row before it fails the task. Unexpected
+    exceptions (OpenSim's own, bugs) are recorded too, under the stage that raised them."""
     try:
         return work()
     except PipelineError as exc:
         catalog.record_failure(paths().warehouse, subject=subject, trial=exc.trial or trial,
                                stage=exc.stage, problem=exc.problem, file=exc.file,
                                hint=exc.hint)
+        raise
+    except Exception as exc:
+        catalog.record_failure(paths().warehouse, subject=subject, trial=trial, stage=stage,
+                               problem=f"{type(exc).__name__}: {exc}".strip()[:2000],
+                               hint="unexpected error: see the task log; report it with the "
+                               "artifacts folder")
         raise
 
 
@@ -89,7 +96,7 @@ class ScaleModel(HashedTask):
         return luigi.LocalTarget(self.artifact_dir(self.subject, self.settings_hash()))
 
     def run(self):
-        _recorded(self, self.subject, "*", self._scale)
+        _recorded("scale", self.subject, "*", self._scale)
 
     def _scale(self):
         import opensim
@@ -148,7 +155,7 @@ class SolveIK(HashedTask):
         return luigi.LocalTarget(self.artifact_dir(self.subject, self.trial, self.settings_hash()))
 
     def run(self):
-        _recorded(self, self.subject, self.trial, self._solve)
+        _recorded("ik", self.subject, self.trial, self._solve)
 
     def _solve(self):
         import opensim
@@ -188,7 +195,7 @@ class TrackMoco(HashedTask):
         return luigi.LocalTarget(self.artifact_dir(self.subject, self.trial, self.settings_hash()))
 
     def run(self):
-        _recorded(self, self.subject, self.trial, self._track)
+        _recorded("moco", self.subject, self.trial, self._track)
 
     def _settings(self):
         from dataclasses import replace
