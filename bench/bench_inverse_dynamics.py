@@ -1,0 +1,149 @@
+"""Frames per second of batched torch inverse dynamics vs OpenSim's InverseDynamicsSolver looped
+over the same frames, in the same run; plus the cost of one forward-dynamics / RK4 step.
+
+    .venv/bin/python bench/bench_inverse_dynamics.py [--model PATH] [--batch 1024 4096]
+        [--threads 2] [--opensim-frames 1024]
+
+Uses the walking model of ../shared/data (muscles switched off: they do not change the tree).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import opensim
+import torch
+
+from models.dynamics import Multibody
+from models.integrators import MultibodyODE, rk4_step
+from osim.export_tree import export_tree
+
+DEFAULT_MODEL = (Path(__file__).resolve().parents[2] / "shared" / "data" / "opensim-core"
+                 / "example3DWalking" / "subject_walk_scaled.osim")
+
+
+def random_states(desc: dict, n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    cap = np.array([3.0 if c["motion_type"] == "translational" else 1.4
+                    for c in desc["coordinates"]])
+    lo = np.maximum([c["range"][0] for c in desc["coordinates"]], -cap)
+    hi = np.minimum([c["range"][1] for c in desc["coordinates"]], cap)
+    q = rng.uniform(lo, hi, size=(n, len(lo)))
+    return q, rng.normal(0, 2.0, size=q.shape), rng.normal(0, 5.0, size=q.shape)
+
+
+def best_time(fn, repeats: int, *args) -> float:
+    """Best wall time of `repeats` calls fn(*args) (s), after one warm-up call."""
+    fn(*args)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn(*args)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def opensim_fps(model_path: Path, q, qd, qdd, mob) -> float:
+    opensim.Logger.setLevelString("error")
+    model = opensim.Model(str(model_path))
+    # Same multibody as ours: muscles, actuators and contact removed (they do not change it).
+    model.updForceSet().clearAndDestroy()
+    state = model.initSystem()
+    solver = opensim.InverseDynamicsSolver(model)
+    n, ncoord = q.shape
+    # Pre-build the state vectors so only the solver work (and its unavoidable state set-up)
+    # is timed.
+    vecs = []
+    for k in range(n):
+        qv, uv, udot = (opensim.Vector(ncoord, 0.0) for _ in range(3))
+        for i in range(ncoord):
+            qv.set(int(mob[i]), q[k, i])
+            uv.set(int(mob[i]), qd[k, i])
+            udot.set(int(mob[i]), qdd[k, i])
+        vecs.append((qv, uv, udot))
+
+    def run():
+        for qv, uv, udot in vecs:
+            state.setQ(qv)
+            state.setU(uv)
+            model.realizeVelocity(state)
+            solver.solve(state, udot)
+
+    return n / best_time(run, 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--batch", type=int, nargs="+", default=[1024, 4096])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--opensim-frames", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--compile", type=int, default=0, metavar="BATCH",
+                        help="also time ID traced to aten ops (make_fx) and compiled by "
+                             "torch.compile/inductor at this batch (float64; takes minutes)")
+    parser.add_argument("--fd-batch", type=int, default=1024,
+                        help="batch for the forward-dynamics and RK4 timings")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    opensim.Logger.setLevelString("error")
+
+    desc = export_tree(str(args.model))
+    mb = Multibody.from_tree(desc, torch.float64)
+    mob = [c["mobility_index"] for c in desc["coordinates"]]
+    print(f"load average before the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print(f"model {args.model.name}: {mb.num_coordinates} coordinates, "
+          f"{len(mb.body_names)} bodies; torch {torch.__version__}, {args.threads} threads")
+
+    q, qd, qdd = random_states(desc, args.opensim_frames)
+    os_fps = opensim_fps(args.model, q, qd, qdd, mob)
+    print(f"OpenSim InverseDynamicsSolver loop: {os_fps:12,.0f} frames/s "
+          f"({1e6 / os_fps:.1f} us/frame, {args.opensim_frames} frames)")
+
+    for dtype in (torch.float64, torch.float32):
+        name = str(dtype).replace("torch.", "")
+        for batch in args.batch:
+            q, qd, qdd = (torch.tensor(x, dtype=dtype) for x in random_states(desc, batch, 1))
+            with torch.no_grad():
+                fps = batch / best_time(mb.inverse_dynamics, args.repeats, q, qd, qdd)
+            print(f"torch ID  {name} batch {batch:6d}: {fps:12,.0f} frames/s "
+                  f"= {fps / os_fps:6.1f}x OpenSim")
+        q, qd, qdd = (torch.tensor(x, dtype=dtype) for x in random_states(desc, args.fd_batch, 1))
+        with torch.no_grad():
+            tau = mb.inverse_dynamics(q, qd, qdd)
+            t_m = best_time(mb.mass_matrix, args.repeats, q)
+            t_fd = best_time(mb.forward_dynamics, args.repeats, q, qd, tau)
+            ode = MultibodyODE(mb, tau)
+            y = torch.cat([q, qd], -1)
+            t_rk4 = best_time(rk4_step, args.repeats, ode, 0.0, y, 1e-3)
+        per = 1e6 / args.fd_batch
+        print(f"torch     {name} batch {args.fd_batch:6d}: mass matrix {t_m * per:7.2f} us/frame, "
+              f"FD step {t_fd * per:7.2f} us/frame, RK4 step {t_rk4 * per:7.2f} us/frame")
+    if args.compile:
+        compiled_fps(mb, desc, args.compile, args.repeats, os_fps)
+    print(f"load average during the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+
+
+def compiled_fps(mb: Multibody, desc: dict, batch: int, repeats: int, os_fps: float) -> None:
+    """The same ID fused by inductor: the Python walk over the tree is traced once into a graph
+    of ~6,600 aten ops (fixed batch shape), which inductor compiles to C++ loops."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+    q, qd, qdd = (torch.tensor(x) for x in random_states(desc, batch, 1))
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        graph = make_fx(lambda a, b, c: mb.inverse_dynamics(a, b, c))(q, qd, qdd)
+        fused = torch.compile(graph, dynamic=False)
+        err = (fused(q, qd, qdd) - mb.inverse_dynamics(q, qd, qdd)).abs().max().item()
+        compile_s = time.perf_counter() - t0
+        eager = batch / best_time(mb.inverse_dynamics, repeats, q, qd, qdd)
+        fps = batch / best_time(fused, repeats, q, qd, qdd)
+    print(f"torch ID  float64 batch {batch:6d} compiled: {fps:12,.0f} frames/s "
+          f"= {fps / os_fps:6.1f}x OpenSim ({fps / eager:.1f}x eager in the same run; "
+          f"compile {compile_s:.0f} s; max diff {err:.1e})")
+
+
+if __name__ == "__main__":
+    main()
