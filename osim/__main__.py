@@ -5,6 +5,7 @@ Commands register themselves in COMMANDS: a function that adds one subparser and
 (PipelineError and subclasses) become one line on stderr and exit code 2.
 
     python -m osim build-model --height 1.75 --mass 70 --sex F --out model.osim
+    python -m osim export-tree model.osim --out tree.json
 """
 from __future__ import annotations
 
@@ -38,8 +39,26 @@ def _run_build_model(args) -> int:
     return 0
 
 
+def _add_export_tree(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export-tree", help="write a model's multibody tree as JSON for models/ (torch)",
+        description="Export bodies, joints, coordinates, markers and contact spheres of an "
+                    "OpenSim model to the JSON that models.dynamics.Multibody.from_json reads.")
+    p.add_argument("model", help=".osim file")
+    p.add_argument("--out", required=True, help="output .json path")
+    p.set_defaults(run=_run_export_tree)
+
+
+def _run_export_tree(args) -> int:
+    from osim.export_tree import write_tree
+
+    path = write_tree(args.model, args.out)
+    print(f"wrote {path}")
+    return 0
+
+
 #: Subcommand registry: other modules append their `_add_<command>` functions here.
-COMMANDS: list[Callable] = [_add_build_model]
+COMMANDS: list[Callable] = [_add_build_model, _add_export_tree]
 
 
 def build_parser() -> argparse.ArgumentParser:
