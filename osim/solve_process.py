@@ -2,6 +2,7 @@
 batch: a scratch folder per window, one thread, a timeout, the solver's log kept beside it."""
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -14,6 +15,16 @@ from .moco_track import WindowSpec
 
 ONE_THREAD = {"OPENSIM_MOCO_PARALLEL": "0", "OMP_NUM_THREADS": "1",
               "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel kills the solver when its worker dies, so a killed
+    Luigi worker leaves no orphaned solve running (Linux; elsewhere a no-op)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def run_window(spec: WindowSpec, timeout_s: float) -> dict:
@@ -29,7 +40,7 @@ def run_window(spec: WindowSpec, timeout_s: float) -> dict:
     with open(workdir / "solve.log", "w") as log:
         process = subprocess.Popen([sys.executable, "-m", "osim.moco_track", str(spec_path)],
                                    stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir,
-                                   start_new_session=True)
+                                   start_new_session=True, preexec_fn=_die_with_parent)
         try:
             code = process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:

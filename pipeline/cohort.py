@@ -49,16 +49,23 @@ MONOCULAR_JITTER_MM = 6.0             # frame-to-frame jitter of a video keypoin
 
 def _activity_builders():
     """Trial name -> builder(subject dict, rng) -> Motion, for every activity of the cohort."""
-    def walk(speed):
+    def walk(speed, strides=2.0):
         return lambda s, rng: motions.walking(
-            speed, s["height_m"], strides=2.0, rate_hz=RATE_HZ,
+            speed, s["height_m"], strides=strides, rate_hz=RATE_HZ,
             style={"amplitude": float(rng.normal(1.0, 0.04))})
+
+    def squat(duration_s=2.6, depth=(0.8, 1.0)):
+        return lambda s, rng: motions.squat(depth=float(rng.uniform(*depth)),
+                                            duration_s=duration_s, rate_hz=RATE_HZ)
     return {
         "walk_slow_01": walk(1.0),
         "walk_fast_01": walk(1.4),
-        "squat_01": lambda s, rng: motions.squat(depth=float(rng.uniform(0.8, 1.0)),
-                                                 rate_hz=RATE_HZ),
+        "squat_01": squat(),
         "sit_to_stand_01": lambda s, rng: motions.sit_to_stand(rate_hz=RATE_HZ),
+        # Short trials, one Moco window each: what `make run` tracks by default, since a
+        # torque-driven MocoTrack window costs minutes per second of motion on this machine.
+        "walk_short_01": walk(1.2, strides=1.0),
+        "squat_short_01": squat(duration_s=1.4, depth=(0.6, 0.8)),
     }
 
 

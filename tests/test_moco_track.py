@@ -109,3 +109,39 @@ def test_a_hanging_solve_is_killed_at_its_timeout(standing_solution, tmp_path):
     result = run_window(slow, timeout_s=0.5)   # less than the process needs to import OpenSim
     assert result["success"] is False and result["status"] == "timeout"
     assert not (tmp_path / "w" / "result.json").exists()
+
+
+def test_a_killed_worker_leaves_no_orphaned_solve(standing_solution, tmp_path):
+    """SIGKILL the process that runs the window: its solver subprocess must die with it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    spec, _ = standing_solution
+    script = (
+        "import sys, json; from dataclasses import replace; "
+        "from osim.moco_track import WindowSpec; from osim.solve_process import run_window; "
+        f"spec = WindowSpec(**json.load(open({str(tmp_path / 'spec.json')!r}))); "
+        "run_window(spec, 600)")
+    (tmp_path / "spec.json").write_text(__import__("json").dumps(
+        {**asdict(spec), "workdir": str(tmp_path / "w")}))
+    worker = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.time() + 60
+    solver_pid = None
+    while time.time() < deadline and solver_pid is None:
+        out = subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True, text=True)
+        solver_pid = int(out.stdout.split()[0]) if out.stdout.strip() else None
+        time.sleep(0.2)
+    assert solver_pid, "the solver subprocess never started"
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    for _ in range(50):
+        try:
+            os.kill(solver_pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(solver_pid, signal.SIGKILL)
+    raise AssertionError("the solver outlived its killed worker")
