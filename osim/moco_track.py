@@ -201,7 +201,7 @@ def build_study(spec: WindowSpec):
                              opensim.MocoInitialBounds(row[i] - bound, row[i] + bound))
     sides = contact_force_paths(model)
     if spec.grf and settings.contact_tracking_weight > 0:
-        loads = _external_loads_xml(spec)
+        loads = write_external_loads(spec.grf, Path(spec.workdir) / "external_loads.xml")
         goal = opensim.MocoContactTrackingGoal("grf_tracking", settings.contact_tracking_weight)
         goal.setExternalLoadsFile(str(loads))
         for side, label in (("r", "right"), ("l", "left")):
@@ -222,12 +222,13 @@ def build_study(spec: WindowSpec):
     return study, model, settings, sides
 
 
-def _external_loads_xml(spec: WindowSpec) -> Path:
-    """ExternalLoads XML for the measured plates, as MocoContactTrackingGoal wants them."""
+def write_external_loads(grf: str | Path, path: Path) -> Path:
+    """ExternalLoads XML applying a GRF table (OpenSim per-foot columns `ground_force_<s>_v*`,
+    `_p*`, `ground_torque_<s>_*`, all in ground) to calcn_r and calcn_l."""
     import opensim
 
     loads = opensim.ExternalLoads()
-    loads.setDataFileName(str(Path(spec.grf).resolve()))
+    loads.setDataFileName(str(Path(grf).resolve()))
     for side in ("r", "l"):
         force = opensim.ExternalForce()
         force.setName(f"{'right' if side == 'r' else 'left'}_grf")
@@ -238,7 +239,7 @@ def _external_loads_xml(spec: WindowSpec) -> Path:
         force.set_point_identifier(f"ground_force_{side}_p")
         force.set_torque_identifier(f"ground_torque_{side}_")
         loads.cloneAndAppend(force)
-    path = Path(spec.workdir) / "external_loads.xml"
+    path.parent.mkdir(parents=True, exist_ok=True)
     loads.printToXML(str(path))
     return path
 
