@@ -179,8 +179,12 @@ def build_study(spec: WindowSpec):
     for path in residuals:
         controls.cloneAndAppend(opensim.MocoWeight(path, settings.residual_effort_factor))
     track.set_controls_weight_set(controls)
-    track.set_initial_time(spec.t0)
-    track.set_final_time(spec.t1)
+    # Clamp to the reference's own time range: a window end of 1.4000000000000001 against a
+    # filtered table ending at 1.4 makes MocoTrack refuse the problem.
+    times = table.process(model).getIndependentColumn()
+    t0, t1 = max(spec.t0, times[0]), min(spec.t1, times[-1])
+    track.set_initial_time(t0)
+    track.set_final_time(t1)
     track.set_mesh_interval(settings.mesh_interval)
 
     study = track.initialize()
@@ -189,7 +193,7 @@ def build_study(spec: WindowSpec):
         problem.setControlInfo(path, opensim.MocoBounds(-settings.residual_bound,
                                                         settings.residual_bound))
     reference = _reference(spec, settings, with_speeds=True).process(model)
-    row = reference.getRowAtIndex(reference.getNearestRowIndexForTime(spec.t0))
+    row = reference.getRowAtIndex(reference.getNearestRowIndexForTime(t0))
     for i, label in enumerate(reference.getColumnLabels()):
         if label.endswith("/value"):
             bound = settings.initial_value_bound

@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import multiprocessing
 import struct
 import warnings
 from dataclasses import dataclass, field
@@ -282,3 +283,21 @@ def detect_up_axis(markers: pd.DataFrame, plates: list[ForcePlate] = ()) -> str:
     if len(spread) == 0:
         raise ValueError("no frame with markers to detect the vertical axis from")
     return "xyz"[int(np.argmax(np.median(spread, axis=0)))]
+
+
+def save_c3d(c3d, path: str | Path) -> Path:
+    """Write an ezc3d object to `path` from a forked child process.
+
+    ezc3d's `write()` corrupts the SWIG type table that other SWIG modules of the same process
+    rely on: afterwards OpenSim calls taking vector arguments (`StdVectorString` for
+    ModOpReplaceJointsWithWelds, MocoTrajectory, `Function.calcDerivative`) raise TypeError.
+    A fork shares the object without pickling and takes the corruption with it when it exits.
+    """
+    path = Path(path)
+    child = multiprocessing.get_context("fork").Process(target=c3d.write, args=(str(path),))
+    child.start()
+    child.join()
+    if child.exitcode != 0 or not path.exists():
+        raise IngestError(f"ezc3d could not write the C3D file (exit code {child.exitcode})",
+                          file=path)
+    return path

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import motions
+from pipeline.c3d import save_c3d
 from pipeline.opensim_files import write_sto
 
 # Stature (m) by sex: about the mean and SD of US adults aged 20-39 in NHANES 2015-2018
@@ -148,7 +149,7 @@ def write_c3d(path, names: list[str], positions: np.ndarray, rate_hz: float) -> 
     points = np.ones((4, len(names), len(positions)))
     points[:3] = np.transpose(lab_mm, (2, 1, 0))
     c3d["data"]["points"] = points
-    c3d.write(str(path))
+    save_c3d(c3d, path)   # not c3d.write(): see save_c3d
     return path
 
 

@@ -7,7 +7,7 @@ import opensim
 import pandas as pd
 import pytest
 
-from pipeline.c3d import detect_up_axis, lab_to_opensim, read_c3d
+from pipeline.c3d import detect_up_axis, lab_to_opensim, read_c3d, save_c3d
 from pipeline.errors import IngestError
 
 
@@ -20,7 +20,7 @@ def _copy(src: Path, dst: Path, edit) -> Path:
     """A modified copy of a C3D written by ezc3d."""
     c = ezc3d.c3d(str(src))
     edit(c)
-    c.write(str(dst))
+    save_c3d(c, dst)
     return dst
 
 
@@ -293,3 +293,25 @@ def test_plate_channels_that_do_not_match(walking5, tmp_path):
     _expect_error(_copy(walking5, tmp_path / "volts.c3d", volts), "expects a force", "'V'")
     _expect_error(_copy(walking5, tmp_path / "type5.c3d", type5), "type 5")
     _expect_error(_copy(walking5, tmp_path / "type3.c3d", type3), "needs 8 analog channels")
+
+
+_SWIG_PROBE = """
+import ezc3d, opensim, sys
+from pipeline.c3d import save_c3d
+c = ezc3d.c3d(sys.argv[1])
+save_c3d(c, sys.argv[2]) if sys.argv[3] == "save_c3d" else c.write(sys.argv[2])
+opensim.ModOpReplaceJointsWithWelds(opensim.StdVectorString(["mtp_r"]))
+"""
+
+
+@pytest.mark.parametrize("writer, works", [("save_c3d", True), ("ezc3d", False)])
+def test_writing_c3d_leaves_opensim_usable(walking5, tmp_path, writer, works):
+    """ezc3d's own write() breaks OpenSim's vector arguments for the rest of the process (the
+    trap save_c3d exists for); each case runs in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _SWIG_PROBE, str(walking5),
+                           str(tmp_path / "out.c3d"), writer], capture_output=True, text=True)
+    assert (done.returncode == 0) == works, done.stderr[-500:]
+    assert (tmp_path / "out.c3d").exists()
