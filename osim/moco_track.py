@@ -45,7 +45,10 @@ class TrackSettings:
     initial_value_bound: float = 0.05    # rad or m
     initial_speed_bound: float = 0.1     # rad/s or m/s
     effort_weight: float = 0.01          # global control-effort weight
-    residual_effort_factor: float = 10.0  # pelvis residuals cost this many times more
+    # Pelvis residuals cost this many times more than joint torques. At 10 a synthetic walking
+    # stride leaned on them (0.064 BW, 0.21 BW*h RMS, saturating their bounds); at 1000 the same
+    # stride needed 0.005 BW and 0.04 BW*h, the contact spheres carrying the body.
+    residual_effort_factor: float = 1000.0
     # Residual controls are bounded, in units of their optimal force (sized to the quality gate:
     # 0.05 BW, 0.1 BW·h). Penalties alone were not enough: IPOPT settled in a local minimum that
     # carried most of the body weight on the pelvis residual with both feet off the floor.
