@@ -2,7 +2,11 @@
 over the same frames, in the same run; plus the cost of one forward-dynamics / RK4 step.
 
     .venv/bin/python bench/bench_inverse_dynamics.py [--model PATH] [--batch 1024 4096]
-        [--threads 2] [--opensim-frames 1024]
+        [--threads 2] [--opensim-frames 1024] [--compile 16384 65536]
+
+Times eager `Multibody.inverse_dynamics` (structure-of-arrays backend, the default) and its
+generic (..., 3)-tensor backend, and with --compile the inductor-fused version of
+models/fast_id.py at the given batches (minutes of compilation per batch and dtype).
 
 Uses the walking model of ../shared/data (muscles switched off: they do not change the tree).
 """
@@ -82,9 +86,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--opensim-frames", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--compile", type=int, default=0, metavar="BATCH",
-                        help="also time ID traced to aten ops (make_fx) and compiled by "
-                             "torch.compile/inductor at this batch (float64; takes minutes)")
+    parser.add_argument("--compile", type=int, nargs="*", default=[], metavar="BATCH",
+                        help="also time models/fast_id.py (traced with make_fx, fused by "
+                             "torch.compile/inductor) at these batches (takes minutes each)")
+    parser.add_argument("--compile-dtype", choices=["float64", "float32"], nargs="+",
+                        default=["float64"])
     parser.add_argument("--fd-batch", type=int, default=1024,
                         help="batch for the forward-dynamics and RK4 timings")
     args = parser.parse_args()
@@ -109,8 +115,10 @@ def main() -> None:
             q, qd, qdd = (torch.tensor(x, dtype=dtype) for x in random_states(desc, batch, 1))
             with torch.no_grad():
                 fps = batch / best_time(mb.inverse_dynamics, args.repeats, q, qd, qdd)
+                gen = batch / best_time(lambda a, b, c: mb.inverse_dynamics(a, b, c, generic=True),
+                                        args.repeats, q, qd, qdd)
             print(f"torch ID  {name} batch {batch:6d}: {fps:12,.0f} frames/s "
-                  f"= {fps / os_fps:6.1f}x OpenSim")
+                  f"= {fps / os_fps:6.1f}x OpenSim (generic backend {gen / os_fps:5.1f}x)")
         q, qd, qdd = (torch.tensor(x, dtype=dtype) for x in random_states(desc, args.fd_batch, 1))
         with torch.no_grad():
             tau = mb.inverse_dynamics(q, qd, qdd)
@@ -122,27 +130,31 @@ def main() -> None:
         per = 1e6 / args.fd_batch
         print(f"torch     {name} batch {args.fd_batch:6d}: mass matrix {t_m * per:7.2f} us/frame, "
               f"FD step {t_fd * per:7.2f} us/frame, RK4 step {t_rk4 * per:7.2f} us/frame")
-    if args.compile:
-        compiled_fps(mb, desc, args.compile, args.repeats, os_fps)
+    for dtype_name in args.compile_dtype:
+        for batch in args.compile:
+            compiled_fps(mb, desc, batch, getattr(torch, dtype_name), args.repeats, os_fps)
     print(f"load average during the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 
 
-def compiled_fps(mb: Multibody, desc: dict, batch: int, repeats: int, os_fps: float) -> None:
-    """The same ID fused by inductor: the Python walk over the tree is traced once into a graph
-    of ~6,600 aten ops (fixed batch shape), which inductor compiles to C++ loops."""
-    from torch.fx.experimental.proxy_tensor import make_fx
-    q, qd, qdd = (torch.tensor(x) for x in random_states(desc, batch, 1))
+def compiled_fps(mb: Multibody, desc: dict, batch: int, dtype: torch.dtype, repeats: int,
+                 os_fps: float) -> None:
+    """models/fast_id.py: the structure-of-arrays RNEA traced once into ~10,000 elementwise aten
+    ops (fixed batch shape), which inductor fuses into vectorized C++ loops."""
+    from models.fast_id import compile_inverse_dynamics
+    q, qd, qdd = (torch.tensor(x, dtype=dtype) for x in random_states(desc, batch, 1))
     with torch.no_grad():
         t0 = time.perf_counter()
-        graph = make_fx(lambda a, b, c: mb.inverse_dynamics(a, b, c))(q, qd, qdd)
-        fused = torch.compile(graph, dynamic=False)
-        err = (fused(q, qd, qdd) - mb.inverse_dynamics(q, qd, qdd)).abs().max().item()
+        fused = compile_inverse_dynamics(mb, batch, dtype)
+        ref = mb.inverse_dynamics(q.double(), qd.double(), qdd.double())
+        err = (fused(q, qd, qdd).double() - ref).abs().max().item()
         compile_s = time.perf_counter() - t0
         eager = batch / best_time(mb.inverse_dynamics, repeats, q, qd, qdd)
         fps = batch / best_time(fused, repeats, q, qd, qdd)
-    print(f"torch ID  float64 batch {batch:6d} compiled: {fps:12,.0f} frames/s "
-          f"= {fps / os_fps:6.1f}x OpenSim ({fps / eager:.1f}x eager in the same run; "
-          f"compile {compile_s:.0f} s; max diff {err:.1e})")
+    name = str(dtype).replace("torch.", "")
+    print(f"torch ID  {name} batch {batch:6d} compiled: {fps:12,.0f} frames/s "
+          f"({1e6 / fps:.2f} us/frame) = {fps / os_fps:6.1f}x OpenSim "
+          f"({fps / eager:.1f}x eager in the same run; compile {compile_s:.0f} s; "
+          f"max diff to float64 eager {err:.1e} N*m)", flush=True)
 
 
 if __name__ == "__main__":

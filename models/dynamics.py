@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from models import rigid_body as rb
+from models.scalar_ops import ScalarOps, vec_of
 from models.tree import Tree, build_tree
 from pipeline.errors import ModelError
 
@@ -295,19 +296,30 @@ class Multibody(nn.Module):
                 for k, b in enumerate(self.tree.contact_body)]
 
     # ---- dynamics ----------------------------------------------------------------------------
-    def inverse_dynamics(self, q, qd, qdd, external=None) -> torch.Tensor:
+    def _rnea(self, q, qd, qdd, external, generic: bool):
+        ops = self.ops_for(q)
+        loads = self._loads(external)
+        if not generic:
+            # Structure-of-arrays backend: same algorithm, ~2x faster eager, fusable by inductor.
+            ops = ScalarOps(ops)
+            loads = [(b, vec_of(f), vec_of(p), vec_of(t)) for b, f, p, t in loads]
+        return rb.rnea(ops, self.tree, q, qd, qdd, True, loads, self.simbody_hdot)
+
+    def inverse_dynamics(self, q, qd, qdd, external=None, generic: bool = False) -> torch.Tensor:
         """Generalized forces (..., N) (N*m rotational, N translational) that produce qdd at
-        (q, qd) under gravity and the external loads (list of ExternalLoad)."""
+        (q, qd) under gravity and the external loads (list of ExternalLoad).
+
+        generic=True runs the algorithm on the (..., 3)-tensor backend `TorchOps` instead of
+        the default structure-of-arrays `ScalarOps` (same result to rounding; for checks).
+        For large fixed batches see `models.fast_id.compile_inverse_dynamics`."""
         for name, x in (("q", q), ("qd", qd), ("qdd", qdd)):
             self._check(name, x)
-        return rb.rnea(self.ops_for(q), self.tree, q, qd, qdd, True, self._loads(external),
-                       self.simbody_hdot)
+        return self._rnea(q, qd, qdd, external, generic)
 
-    def bias_forces(self, q, qd, external=None) -> torch.Tensor:
+    def bias_forces(self, q, qd, external=None, generic: bool = False) -> torch.Tensor:
         """C(q, qd) + g(q) - J^T f_ext: the inverse dynamics at zero acceleration, (..., N)."""
         self._check("q", q)
-        return rb.rnea(self.ops_for(q), self.tree, q, qd, None, True, self._loads(external),
-                       self.simbody_hdot)
+        return self._rnea(q, qd, None, external, generic)
 
     def mass_matrix(self, q: torch.Tensor) -> torch.Tensor:
         """Joint-space mass matrix (..., N, N) (composite rigid bodies; exact)."""
