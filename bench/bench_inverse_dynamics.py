@@ -17,26 +17,16 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import opensim
 import torch
 
 from models.dynamics import Multibody
 from models.integrators import MultibodyODE, rk4_step
+from models.tree import random_states
 from osim.export_tree import export_tree
 
 DEFAULT_MODEL = (Path(__file__).resolve().parents[2] / "shared" / "data" / "opensim-core"
                  / "example3DWalking" / "subject_walk_scaled.osim")
-
-
-def random_states(desc: dict, n: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    cap = np.array([3.0 if c["motion_type"] == "translational" else 1.4
-                    for c in desc["coordinates"]])
-    lo = np.maximum([c["range"][0] for c in desc["coordinates"]], -cap)
-    hi = np.minimum([c["range"][1] for c in desc["coordinates"]], cap)
-    q = rng.uniform(lo, hi, size=(n, len(lo)))
-    return q, rng.normal(0, 2.0, size=q.shape), rng.normal(0, 5.0, size=q.shape)
 
 
 def best_time(fn, repeats: int, *args) -> float:

@@ -19,12 +19,12 @@ import torch
 from torch import nn
 
 from models import rigid_body as rb
-from models.scalar_ops import ScalarOps, vec_of
+from models.scalar_ops import ScalarOps, TensorBatching, vec_of
 from models.tree import Tree, build_tree
 from pipeline.errors import ModelError
 
 
-class TorchOps:
+class TorchOps(TensorBatching):
     """The array interface of models/rigid_body.py on torch tensors of one dtype/device."""
 
     def __init__(self, dtype: torch.dtype, device: torch.device):
@@ -101,19 +101,6 @@ class TorchOps:
     @staticmethod
     def mscale(m, s):
         return m * s.unsqueeze(-1).unsqueeze(-1)
-
-    @staticmethod
-    def stack(items):
-        return torch.stack(torch.broadcast_tensors(*items), dim=-1)
-
-    @staticmethod
-    def unstack(x):
-        # Contiguous slices: elementwise kernels on strided views are up to 100x slower on CPU.
-        return x.movedim(-1, 0).contiguous().unbind(0)
-
-    @staticmethod
-    def zeros_like(x):
-        return torch.zeros_like(x)
 
     def piecewise_cubic(self, x, knots, coefs, y0, s0, y1, s1):
         k = self.const(knots)

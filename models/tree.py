@@ -227,3 +227,17 @@ def build_tree(desc: dict) -> Tree:
         contact_radius=np.array([s["radius"] for s in spheres], dtype=float),
         coordinate_ranges=np.array([c["range"] for c in desc["coordinates"]], dtype=float),
         description=desc)
+
+
+def random_states(desc: dict, n: int, seed: int = 0):
+    """(q, qd, qdd) arrays (n, N) for tests and benchmarks: q uniform within the coordinate
+    ranges, qd and qdd normal (sd 2 and 5). Rotations are capped at +-1.4 rad so that no 3-axis
+    joint sits at gimbal lock (middle angle +-90 deg), where the mass matrix is singular in
+    OpenSim too; translations at +-3 m."""
+    rng = np.random.default_rng(seed)
+    cap = np.array([3.0 if c["motion_type"] == "translational" else 1.4
+                    for c in desc["coordinates"]])
+    lo = np.maximum([c["range"][0] for c in desc["coordinates"]], -cap)
+    hi = np.minimum([c["range"][1] for c in desc["coordinates"]], cap)
+    q = rng.uniform(lo, hi, size=(n, len(lo)))
+    return q, rng.normal(0, 2.0, size=q.shape), rng.normal(0, 5.0, size=q.shape)

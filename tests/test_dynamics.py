@@ -8,6 +8,7 @@ import torch
 from conftest import shared_file
 
 from models.dynamics import ExternalLoad, Multibody
+from models.tree import random_states
 from osim.builtin_model import build_model
 from osim.export_tree import export_tree
 from pipeline.opensim_files import read_sto
@@ -22,19 +23,6 @@ def _load_without_forces(model: opensim.Model):
     for i in range(forces.getSize()):
         forces.get(i).set_appliesForce(False)
     return model, model.initSystem()
-
-
-def _random_states(desc: dict, n: int, seed: int):
-    """q uniform within the coordinate ranges, qd and qdd normal. Rotations are capped at
-    +-1.4 rad so that no 3-axis joint sits at gimbal lock (middle angle +-90 deg), where the mass
-    matrix is singular in OpenSim too; translations at +-3 m."""
-    rng = np.random.default_rng(seed)
-    cap = np.array([3.0 if c["motion_type"] == "translational" else 1.4
-                    for c in desc["coordinates"]])
-    lo = np.maximum([c["range"][0] for c in desc["coordinates"]], -cap)
-    hi = np.minimum([c["range"][1] for c in desc["coordinates"]], cap)
-    q = rng.uniform(lo, hi, size=(n, len(lo)))
-    return q, rng.normal(0, 2.0, size=q.shape), rng.normal(0, 5.0, size=q.shape)
 
 
 def _opensim_reference(model, state, desc, q, qd, qdd):
@@ -70,7 +58,7 @@ def _check_against_opensim(model, seed):
     model, state = _load_without_forces(model)
     desc = export_tree(model)
     mb = Multibody.from_tree(desc, torch.float64)
-    q, qd, qdd = _random_states(desc, N_STATES, seed)
+    q, qd, qdd = random_states(desc, N_STATES, seed)
     ref_mk, ref_m, ref_tau = _opensim_reference(model, state, desc, q, qd, qdd)
     # The coordinate-set order really is the state's: values read back from OpenSim agree.
     coords = model.getCoordinateSet()
@@ -156,7 +144,7 @@ def walking_multibody():
 def test_external_load_equals_contact_jacobian_transpose(walking_multibody):
     """A force at a point on a body enters the dynamics as J^T f (J: the point's Jacobian)."""
     mb = walking_multibody
-    desc_q = torch.tensor(_random_states(mb.tree.description, 3, seed=4)[0])
+    desc_q = torch.tensor(random_states(mb.tree.description, 3, seed=4)[0])
     qd = torch.randn_like(desc_q)
     qdd = torch.randn_like(desc_q)
     loc = [0.05, -0.02, 0.01]
@@ -179,7 +167,7 @@ def test_external_load_equals_contact_jacobian_transpose(walking_multibody):
 
 def test_batched_equals_per_sample_loop(walking_multibody):
     mb = walking_multibody
-    q, qd, qdd = (torch.tensor(x) for x in _random_states(mb.tree.description, 6, seed=5))
+    q, qd, qdd = (torch.tensor(x) for x in random_states(mb.tree.description, 6, seed=5))
     q, qd, qdd = (x.reshape(2, 3, -1) for x in (q, qd, qdd))
     batched = mb.inverse_dynamics(q, qd, qdd)
     mass = mb.mass_matrix(q)
@@ -194,7 +182,7 @@ def test_batched_equals_per_sample_loop(walking_multibody):
 
 def test_float32_close_to_float64(walking_multibody):
     mb = walking_multibody
-    q, qd, qdd = (torch.tensor(x) for x in _random_states(mb.tree.description, 8, seed=6))
+    q, qd, qdd = (torch.tensor(x) for x in random_states(mb.tree.description, 8, seed=6))
     tau64 = mb.inverse_dynamics(q, qd, qdd)
     tau32 = mb.inverse_dynamics(q.float(), qd.float(), qdd.float())
     assert tau32.dtype == torch.float32
@@ -225,7 +213,7 @@ def test_contact_jacobian_and_loads_on_builtin_model():
     enter the dynamics as J_c^T lambda."""
     mb = Multibody.from_osim(build_model(1.8, 80.0, "M"), dtype=torch.float64)
     assert len(mb.contact_names) == 12
-    q = torch.tensor(_random_states(mb.tree.description, 2, seed=7)[0])
+    q = torch.tensor(random_states(mb.tree.description, 2, seed=7)[0])
     qd, qdd = torch.randn_like(q), torch.randn_like(q)
     jac = mb.contact_jacobian(q)  # (2, 12, 3, N)
     auto = torch.autograd.functional.jacobian(mb.contact_positions, q[0])  # (12, 3, N)
