@@ -89,14 +89,19 @@ def track_trial(*, model: Path, ik: Path, grf_leaf: Path | None, settings: Track
             pieces[table].append(read_sto(Path(spec.workdir) / f"{table}.sto"))
     if progress:
         progress(len(windows), len(windows), "stitching")
-    kinematics = stitch(pieces["kinematics"], times)
-    kinetics = stitch(pieces["kinetics"], times)
+    # Windows end on Moco's grid, up to one mesh interval short of the trial: the ground truth
+    # covers the frames the solutions reach.
+    covered = times[(times >= pieces["kinematics"][0].index[0] - 1e-9)
+                    & (times <= pieces["kinematics"][-1].index[-1] + 1e-9)]
+    kinematics = stitch(pieces["kinematics"], covered)
+    kinetics = stitch(pieces["kinetics"], covered)
     kinematics.to_parquet(workdir / "kinematics.parquet")
     kinetics.to_parquet(workdir / "kinetics.parquet")
 
     rate = 1.0 / np.median(np.diff(times))
     reference = pd.DataFrame(lowpass(coordinates.to_numpy(), rate, settings.filter_hz),
                              index=coordinates.index, columns=coordinates.columns)
+    reference = reference.loc[kinematics.index]
     tracked = kinematics[[c for c in reference.columns if c in kinematics]]
     quality = measure(kinetics, tracked, reference[tracked.columns], mass_kg, height_m)
     if grf_leaf:

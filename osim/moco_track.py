@@ -182,10 +182,16 @@ def build_study(spec: WindowSpec):
     for path in residuals:
         controls.cloneAndAppend(opensim.MocoWeight(path, settings.residual_effort_factor))
     track.set_controls_weight_set(controls)
-    # Clamp to the reference's own time range: a window end of 1.4000000000000001 against a
-    # filtered table ending at 1.4 makes MocoTrack refuse the problem.
+    # Moco lays its grid as t0 + n * mesh_interval, and 56 * 0.025 = 1.4000000000000001 lies
+    # past a reference ending at 1.4 ("new final time cannot be less than existing final
+    # time"): end the window on the last grid point inside the reference.
     times = table.process(model).getIndependentColumn()
-    t0, t1 = max(spec.t0, times[0]), min(spec.t1, times[-1])
+    t0 = math.ceil(max(spec.t0, times[0]) * 1e9) / 1e9
+    available = math.floor(min(spec.t1, times[-1]) * 1e9) / 1e9
+    n = int(math.floor((available - t0) / settings.mesh_interval + 1e-9))
+    while n > 1 and t0 + n * settings.mesh_interval > available:
+        n -= 1
+    t1 = t0 + n * settings.mesh_interval
     track.set_initial_time(t0)
     track.set_final_time(t1)
     track.set_mesh_interval(settings.mesh_interval)
@@ -268,6 +274,8 @@ def solve_window(spec: WindowSpec) -> dict:
               "iterations": int(solution.getNumIterations()),
               "objective": float(solution.getObjective()) if success else math.nan,
               "solve_seconds": seconds, "t0": spec.t0, "t1": spec.t1,
+              "solved_t0": float(solution.getInitialTime()),
+              "solved_t1": float(solution.getFinalTime()),
               "mesh_points": int(solution.getNumTimes()),
               "settings": asdict(settings)}
     if success:

@@ -74,6 +74,10 @@ def test_catalog_upsert_replaces_by_key(tmp_path):
     assert trials["trial"].tolist() == ["a", "b"]
     assert trials["frames"].tolist() == [12, 3]
     assert trials["subject"].tolist() == ["01", "01"]
+    # An update names some columns and keeps the others.
+    catalog.upsert(tmp_path, "trials", [{"subject": "01", "trial": "b", "ground_truth": True}])
+    row = catalog.read_catalog(tmp_path, "trials").set_index("trial").loc["b"]
+    assert row["frames"] == 3 and bool(row["ground_truth"])
     catalog.remove(tmp_path, "trials", subject="01", trial="a")
     assert catalog.read_catalog(tmp_path, "trials")["trial"].tolist() == ["b"]
 

@@ -50,7 +50,8 @@ def read_catalog(root: str | Path, name: str) -> pd.DataFrame:
 
 
 def upsert(root: str | Path, name: str, rows: list[dict]) -> None:
-    """Insert rows, replacing existing rows with the same key."""
+    """Insert rows; a row whose key exists updates the columns it names and keeps the others
+    (ingest writes a trial's frame count, ground truth later adds its quality numbers)."""
     if not rows:
         return
     root = Path(root)
@@ -64,8 +65,14 @@ def upsert(root: str | Path, name: str, rows: list[dict]) -> None:
         new[key] = new[key].astype(str)
     with _locked(root):
         old = read_catalog(root, name)
-        merged = pd.concat([old, new], ignore_index=True) if len(old) else new
-        merged = merged.drop_duplicates(subset=KEYS[name], keep="last").reset_index(drop=True)
+        keys = KEYS[name]
+        new = new.drop_duplicates(subset=keys, keep="last").set_index(keys)
+        if len(old):
+            old = old.astype({k: str for k in keys}).set_index(keys)
+            merged = new.combine_first(old)[list(dict.fromkeys([*old.columns, *new.columns]))]
+        else:
+            merged = new
+        merged = merged.reset_index()
         write_atomic(pa.Table.from_pandas(merged, preserve_index=False), catalog_path(root, name))
 
 
