@@ -23,7 +23,7 @@ import torch
 from models.dynamics import Multibody
 from models.integrators import MultibodyODE, rk4_step
 from models.tree import random_states
-from osim.export_tree import export_tree
+from osim.export_tree import export_tree, simbody_vectors
 
 DEFAULT_MODEL = (Path(__file__).resolve().parents[2] / "shared" / "data" / "opensim-core"
                  / "example3DWalking" / "subject_walk_scaled.osim")
@@ -40,7 +40,7 @@ def best_time(fn, repeats: int, *args) -> float:
     return best
 
 
-def opensim_fps(model_path: Path, q, qd, qdd, mob) -> float:
+def opensim_fps(model_path: Path, q, qd, qdd, coordinates: list[dict]) -> float:
     opensim.Logger.setLevelString("error")
     model = opensim.Model(str(model_path))
     # Same multibody as ours: muscles, actuators and contact removed (they do not change it).
@@ -50,14 +50,7 @@ def opensim_fps(model_path: Path, q, qd, qdd, mob) -> float:
     n, ncoord = q.shape
     # Pre-build the state vectors so only the solver work (and its unavoidable state set-up)
     # is timed.
-    vecs = []
-    for k in range(n):
-        qv, uv, udot = (opensim.Vector(ncoord, 0.0) for _ in range(3))
-        for i in range(ncoord):
-            qv.set(int(mob[i]), q[k, i])
-            uv.set(int(mob[i]), qd[k, i])
-            udot.set(int(mob[i]), qdd[k, i])
-        vecs.append((qv, uv, udot))
+    vecs = [simbody_vectors(coordinates, q[k], qd[k], qdd[k]) for k in range(n)]
 
     def run():
         for qv, uv, udot in vecs:
@@ -89,13 +82,12 @@ def main() -> None:
 
     desc = export_tree(str(args.model))
     mb = Multibody.from_tree(desc, torch.float64)
-    mob = [c["mobility_index"] for c in desc["coordinates"]]
     print(f"load average before the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print(f"model {args.model.name}: {mb.num_coordinates} coordinates, "
           f"{len(mb.body_names)} bodies; torch {torch.__version__}, {args.threads} threads")
 
     q, qd, qdd = random_states(desc, args.opensim_frames)
-    os_fps = opensim_fps(args.model, q, qd, qdd, mob)
+    os_fps = opensim_fps(args.model, q, qd, qdd, desc["coordinates"])
     print(f"OpenSim InverseDynamicsSolver loop: {os_fps:12,.0f} frames/s "
           f"({1e6 / os_fps:.1f} us/frame, {args.opensim_frames} frames)")
 

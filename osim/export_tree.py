@@ -297,3 +297,16 @@ def write_tree(model_or_path, json_path: str | Path) -> Path:
     tmp.write_text(json.dumps(tree, indent=1))
     tmp.replace(json_path)
     return json_path
+
+
+def simbody_vectors(coordinates: list[dict], *rows) -> list:
+    """`opensim.Vector`s in Simbody's mobility order (what State.setQ/setU and
+    InverseDynamicsSolver take) from rows of values in OpenSim's coordinate order.
+    `coordinates` is an exported tree's "coordinates" list."""
+    out = []
+    for row in rows:
+        vector = opensim.Vector(len(coordinates), 0.0)
+        for coordinate, value in zip(coordinates, row):
+            vector.set(int(coordinate["mobility_index"]), float(value))
+        out.append(vector)
+    return out

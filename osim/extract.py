@@ -21,33 +21,30 @@ def _is_translational(coordinate) -> bool:
 
 
 def kinematics_table(model, solution) -> pd.DataFrame:
-    """q, q̇ and q̈ by coordinate name (`hip_flexion_r`, `_speed`, `_accel`); rad or m."""
+    """q, q̇ and q̈ by coordinate name (`hip_flexion_r`, `_speed`, `_accel`); rad or m.
+    `model` must be initialised (initSystem) already."""
     import opensim
 
     times = np.asarray(solution.getTimeMat()).ravel()
-    state = model.initSystem()
-    columns: dict[str, np.ndarray] = {}
-    speeds = {}
-    for coord in _coordinates(model):
-        path = coord.getAbsolutePathString()
-        columns[coord.getName()] = solution.getState(f"{path}/value").to_numpy()
-        speeds[coord.getName()] = solution.getState(f"{path}/speed").to_numpy()
-    columns.update({f"{name}_speed": value for name, value in speeds.items()})
+    coordinates = _coordinates(model)
+    values, speeds, accels = {}, {}, {}
+    for coord in coordinates:
+        path, name = coord.getAbsolutePathString(), coord.getName()
+        values[name] = solution.getState(f"{path}/value").to_numpy()
+        speeds[f"{name}_speed"] = solution.getState(f"{path}/speed").to_numpy()
+        accels[f"{name}_accel"] = np.empty(len(times))
     # Accelerations of the dynamics themselves (not differentiated speeds): realise the model
     # at each mesh point with the solution's states and controls.
-    states = opensim.exportToStatesTrajectory(model, solution) if hasattr(
-        opensim, "exportToStatesTrajectory") else solution.exportToStatesTrajectory(model)
-    accel = {c.getName(): np.empty(len(times)) for c in _coordinates(model)}
+    states = solution.exportToStatesTrajectory(model)
     controls = solution.getControlsTrajectoryMat()
     for i in range(states.getSize()):
         state = states.get(i)
         model.realizeVelocity(state)
         model.setControls(state, opensim.Vector(np.asarray(controls[i]).ravel().tolist()))
         model.realizeAcceleration(state)
-        for coord in _coordinates(model):
-            accel[coord.getName()][i] = coord.getAccelerationValue(state)
-    columns.update({f"{name}_accel": value for name, value in accel.items()})
-    return pd.DataFrame(columns, index=pd.Index(times, name="time"))
+        for coord in coordinates:
+            accels[f"{coord.getName()}_accel"][i] = coord.getAccelerationValue(state)
+    return pd.DataFrame({**values, **speeds, **accels}, index=pd.Index(times, name="time"))
 
 
 def actuator_generalized_forces(model, solution) -> pd.DataFrame:

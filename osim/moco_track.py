@@ -182,10 +182,12 @@ def build_study(spec: WindowSpec):
     for path in residuals:
         controls.cloneAndAppend(opensim.MocoWeight(path, settings.residual_effort_factor))
     track.set_controls_weight_set(controls)
+    # One processed reference (filtered, with speeds) gives the window and the initial bounds.
+    reference = _reference(spec, settings, with_speeds=True).process(model)
+    times = reference.getIndependentColumn()
     # Moco lays its grid as t0 + n * mesh_interval, and 56 * 0.025 = 1.4000000000000001 lies
     # past a reference ending at 1.4 ("new final time cannot be less than existing final
     # time"): end the window on the last grid point inside the reference.
-    times = table.process(model).getIndependentColumn()
     t0 = math.ceil(max(spec.t0, times[0]) * 1e9) / 1e9
     available = math.floor(min(spec.t1, times[-1]) * 1e9) / 1e9
     n = int(math.floor((available - t0) / settings.mesh_interval + 1e-9))
@@ -201,7 +203,6 @@ def build_study(spec: WindowSpec):
     for path in residuals:
         problem.setControlInfo(path, opensim.MocoBounds(-settings.residual_bound,
                                                         settings.residual_bound))
-    reference = _reference(spec, settings, with_speeds=True).process(model)
     row = reference.getRowAtIndex(reference.getNearestRowIndexForTime(t0))
     for i, label in enumerate(reference.getColumnLabels()):
         if label.endswith("/value"):

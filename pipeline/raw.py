@@ -75,6 +75,26 @@ def read_subject_info(folder: Path) -> dict:
     return info
 
 
+def read_subject(folder: Path) -> tuple[RawSubject, list[IngestError]]:
+    """One subject folder: its validated subject.json and its trials, and the trials that could
+    not be taken (duplicate names). Raises ModelError for a missing or bad subject.json."""
+    subject = RawSubject(folder.name, folder, info=read_subject_info(folder))
+    problems = []
+    by_name: dict[str, list[Path]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and not _hidden(path) and path.suffix.lower() in TRIAL_SUFFIXES:
+            by_name.setdefault(path.stem, []).append(path)
+    for name, paths in by_name.items():
+        if len(paths) > 1:
+            problems.append(IngestError(
+                f"trial name {name!r} is used by {len(paths)} files "
+                f"({', '.join(p.name for p in paths)})", file=paths[0], trial=name,
+                hint="keep one file per trial name or rename the others"))
+            continue
+        subject.trials.append(RawTrial(folder.name, name, paths[0]))
+    return subject, problems
+
+
 def discover(raw_dir: str | Path) -> tuple[list[RawSubject], list[IngestError | ModelError]]:
     """Subjects and trials under a raw folder, and the problems found on the way."""
     raw_dir = Path(raw_dir)
@@ -83,25 +103,13 @@ def discover(raw_dir: str | Path) -> tuple[list[RawSubject], list[IngestError | 
                           hint="point [paths] raw in luigi.cfg at the lab data")
     subjects, problems = [], []
     for folder in sorted(p for p in raw_dir.iterdir() if p.is_dir() and not _hidden(p)):
-        subject = RawSubject(folder.name, folder)
         try:
-            subject.info = read_subject_info(folder)
+            subject, found = read_subject(folder)
         except ModelError as exc:
             problems.append(exc)
             continue
-        by_name: dict[str, list[Path]] = {}
-        for path in sorted(folder.iterdir()):
-            if path.is_file() and not _hidden(path) and path.suffix.lower() in TRIAL_SUFFIXES:
-                by_name.setdefault(path.stem, []).append(path)
-        for name, paths in by_name.items():
-            if len(paths) > 1:
-                problems.append(IngestError(
-                    f"trial name {name!r} is used by {len(paths)} files "
-                    f"({', '.join(p.name for p in paths)})", file=paths[0], trial=name,
-                    hint="keep one file per trial name or rename the others"))
-                continue
-            subject.trials.append(RawTrial(folder.name, name, paths[0]))
         subjects.append(subject)
+        problems += found
     return subjects, problems
 
 

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import luigi
 
+from pipeline.errors import PipelineError
+from warehouse import catalog
+
 
 class paths(luigi.Config):  # noqa: N801 -- luigi maps the class name to the [paths] section
     raw = luigi.Parameter(default="data/raw", description="raw lab data (or the synthetic cohort)")
@@ -57,3 +60,21 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def recorded(stage: str, subject: str, trial: str, work, file: str | None = None):
+    """Run `work()`; any failure becomes a failures row before it fails the task. Unexpected
+    exceptions (OpenSim's own, bugs) are recorded too, under the stage that raised them."""
+    try:
+        return work()
+    except PipelineError as exc:
+        catalog.record_failure(paths().warehouse, subject=subject, trial=exc.trial or trial,
+                               stage=exc.stage, problem=exc.problem, file=exc.file or file,
+                               hint=exc.hint)
+        raise
+    except Exception as exc:
+        catalog.record_failure(paths().warehouse, subject=subject, trial=trial, stage=stage,
+                               problem=f"{type(exc).__name__}: {exc}".strip()[:2000], file=file,
+                               hint="unexpected error: see the task log; report it with the "
+                               "artifacts folder")
+        raise

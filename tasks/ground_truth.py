@@ -16,21 +16,21 @@ from pathlib import Path
 
 import luigi
 
-from pipeline.errors import IngestError, ModelError, PipelineError, SolveError
-from pipeline.raw import discover, infer_activity, read_subject_info
+from pipeline.errors import IngestError, ModelError, SolveError
+from pipeline.raw import discover, infer_activity, read_subject
 from warehouse import catalog, store
 
-from .base import HashedTask, file_sha256, paths, write_json_atomic
+from .base import HashedTask, file_sha256, paths, recorded, write_json_atomic
 from .ingest import IngestTrial, record_discovery_problems
 
 
 def _raw_subject(subject: str):
-    subjects, _ = discover(paths().raw)
-    for raw in subjects:
-        if raw.subject == subject:
-            return raw
-    raise ModelError(f"subject {subject} is not in the raw folder {paths().raw}",
-                     hint="check [paths] raw in luigi.cfg")
+    """This subject's folder only: Luigi calls requires() often, and a lab has hundreds."""
+    folder = Path(paths().raw) / subject
+    if not folder.is_dir():
+        raise ModelError(f"subject {subject} is not in the raw folder {paths().raw}",
+                         hint="check [paths] raw in luigi.cfg")
+    return read_subject(folder)[0]
 
 
 def _ingest_task(subject: str, trial: str) -> IngestTrial:
@@ -63,24 +63,6 @@ class _Staged:
         return False
 
 
-def _recorded(stage: str, subject: str, trial: str, work):
-    """Run `work()`; any failure becomes a failures row before it fails the task. Unexpected
-    exceptions (OpenSim's own, bugs) are recorded too, under the stage that raised them."""
-    try:
-        return work()
-    except PipelineError as exc:
-        catalog.record_failure(paths().warehouse, subject=subject, trial=exc.trial or trial,
-                               stage=exc.stage, problem=exc.problem, file=exc.file,
-                               hint=exc.hint)
-        raise
-    except Exception as exc:
-        catalog.record_failure(paths().warehouse, subject=subject, trial=trial, stage=stage,
-                               problem=f"{type(exc).__name__}: {exc}".strip()[:2000],
-                               hint="unexpected error: see the task log; report it with the "
-                               "artifacts folder")
-        raise
-
-
 class ScaleModel(HashedTask):
     """The subject's model scaled to the static trial, and its torque-driven tracking copy."""
 
@@ -89,14 +71,14 @@ class ScaleModel(HashedTask):
                                    description="which markers scaling moves: soft_tissue, all, none")
 
     def requires(self):
-        info = read_subject_info(_raw_subject(self.subject).folder)
+        info = _raw_subject(self.subject).info
         return _ingest_task(self.subject, info["static_trial"])
 
     def output(self):
         return luigi.LocalTarget(self.artifact_dir(self.subject, self.settings_hash()))
 
     def run(self):
-        _recorded("scale", self.subject, "*", self._scale)
+        recorded("scale", self.subject, "*", self._scale)
 
     def _scale(self):
         import opensim
@@ -155,7 +137,7 @@ class SolveIK(HashedTask):
         return luigi.LocalTarget(self.artifact_dir(self.subject, self.trial, self.settings_hash()))
 
     def run(self):
-        _recorded("ik", self.subject, self.trial, self._solve)
+        recorded("ik", self.subject, self.trial, self._solve)
 
     def _solve(self):
         import opensim
@@ -195,7 +177,7 @@ class TrackMoco(HashedTask):
         return luigi.LocalTarget(self.artifact_dir(self.subject, self.trial, self.settings_hash()))
 
     def run(self):
-        _recorded("moco", self.subject, self.trial, self._track)
+        recorded("moco", self.subject, self.trial, self._track)
 
     def _settings(self):
         from dataclasses import replace
@@ -218,7 +200,7 @@ class TrackMoco(HashedTask):
         ik_dir = Path(self.input()["ik"].path)
         model_dir = Path(self.input()["model"].path)
         grf_leaf = _leaf("grf_measured", self.subject, self.trial)
-        info = read_subject_info(_raw_subject(self.subject).folder)
+        info = _raw_subject(self.subject).info
         with _Staged(Path(self.output().path)) as stage:
             summary = track_trial(
                 model=model_dir / "tracking_model.osim", ik=ik_dir / "ik.sto",

@@ -9,7 +9,7 @@ from pipeline.errors import PipelineError
 from pipeline.raw import discover, infer_activity
 from warehouse import catalog, store
 
-from .base import HashedTask, file_sha256, paths, write_json_atomic
+from .base import HashedTask, file_sha256, paths, recorded, write_json_atomic
 
 
 class RawTrialFile(luigi.ExternalTask):
@@ -42,16 +42,10 @@ class IngestTrial(HashedTask):
         from pipeline.ingest import load_trial
 
         root = paths().warehouse
-        try:
-            trial = load_trial(self.path, subject=self.subject,
-                               up_axis=None if self.up_axis == "auto" else self.up_axis,
-                               grf_cutoff_hz=self.grf_cutoff_hz or None)
-        except PipelineError as exc:
-            exc.trial = exc.trial or self.trial
-            catalog.record_failure(root, subject=self.subject, trial=self.trial, stage=exc.stage,
-                                   problem=exc.problem, file=exc.file or self.path,
-                                   hint=exc.hint)
-            raise
+        trial = recorded("ingest", self.subject, self.trial, lambda: load_trial(
+            self.path, subject=self.subject,
+            up_axis=None if self.up_axis == "auto" else self.up_axis,
+            grf_cutoff_hz=self.grf_cutoff_hz or None), file=self.path)
         provenance = {"source": self.path, "source_sha256": file_sha256(self.path),
                       "settings_hash": self.settings_hash(), "settings": self.settings()}
         leaves = [store.write_leaf(root, "markers", self.subject, self.trial, trial.markers,

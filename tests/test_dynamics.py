@@ -10,7 +10,7 @@ from conftest import shared_file
 from models.dynamics import ExternalLoad, Multibody
 from models.tree import random_states
 from osim.builtin_model import build_model
-from osim.export_tree import export_tree
+from osim.export_tree import export_tree, simbody_vectors
 from pipeline.opensim_files import read_sto
 
 N_STATES = 100
@@ -35,11 +35,7 @@ def _opensim_reference(model, state, desc, q, qd, qdd):
     markers = model.getMarkerSet()
     mk, mass, tau = [], [], []
     for k in range(n):
-        qv, uv, udot = (opensim.Vector(ncoord, 0.0) for _ in range(3))
-        for i in range(ncoord):
-            qv.set(int(mob[i]), q[k, i])
-            uv.set(int(mob[i]), qd[k, i])
-            udot.set(int(mob[i]), qdd[k, i])
+        qv, uv, udot = simbody_vectors(desc["coordinates"], q[k], qd[k], qdd[k])
         state.setQ(qv)
         state.setU(uv)
         model.realizeVelocity(state)

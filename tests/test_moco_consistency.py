@@ -27,7 +27,7 @@ WELD = ("mtp_r", "mtp_l", "acromial_r", "acromial_l", "elbow_r", "elbow_l", "rad
 def _inverse_dynamics(model, kinematics, grf_mot: Path, loads_xml: Path) -> dict:
     """OpenSim's InverseDynamicsSolver on each row of `kinematics` (q, _speed, _accel) with the
     GRF table applied to the calcanei; the model's own contact spheres and actuators are off."""
-    from osim.export_tree import export_tree
+    from osim.export_tree import export_tree, simbody_vectors
     from osim.moco_track import contact_force_paths
 
     model.addModelComponent(opensim.ExternalLoads(
@@ -40,17 +40,15 @@ def _inverse_dynamics(model, kinematics, grf_mot: Path, loads_xml: Path) -> dict
         actuator.set_appliesForce(False)
     state = model.initSystem()
     coordinates = export_tree(model)["coordinates"]
-    # Simbody's mobility order differs from the coordinate set's: map by mobility index.
-    n = len(coordinates)
     solver = opensim.InverseDynamicsSolver(model)
     rows = []
+    names = [c["name"] for c in coordinates]
     for t, row in kinematics.iterrows():
         state.setTime(float(t))
-        q, u, udot = (opensim.Vector(n, 0.0) for _ in range(3))
-        for c in coordinates:
-            q.set(c["mobility_index"], float(row[c["name"]]))
-            u.set(c["mobility_index"], float(row[c["name"] + "_speed"]))
-            udot.set(c["mobility_index"], float(row[c["name"] + "_accel"]))
+        # Simbody's mobility order differs from the coordinate set's: simbody_vectors maps it.
+        q, u, udot = simbody_vectors(coordinates, row[names],
+                                     row[[f"{n}_speed" for n in names]],
+                                     row[[f"{n}_accel" for n in names]])
         state.setQ(q)
         state.setU(u)
         model.realizeVelocity(state)
