@@ -129,3 +129,25 @@ def fill_gaps(values: np.ndarray, max_gap: int) -> np.ndarray:
         for a, b in gaps:
             col[a:b] = filled[a:b]
     return flat.reshape(x.shape)
+
+
+def hermite_resample(times: np.ndarray, values: np.ndarray, speeds: np.ndarray,
+                     accels: np.ndarray, new_times: np.ndarray) -> np.ndarray:
+    """Values at `new_times` of the piecewise quintic that matches values, first and second
+    derivatives at every sample (scipy `BPoly.from_derivatives`).
+
+    For trajectories that carry their own derivatives (a Moco solution: q, u and the dynamics'
+    u-dot at each mesh point), this is the C2 curve consistent with all three. A spline through
+    the values alone (what OpenSim's tools fit) cannot recover accelerations from points 12.5 ms
+    apart, so write this curve densely before handing Moco's kinematics to those tools.
+    Arrays are (frames,) or (frames, channels); times in s, strictly increasing.
+    """
+    from scipy.interpolate import BPoly
+
+    t = np.asarray(times, dtype=np.float64)
+    x = np.asarray(values, dtype=np.float64)
+    derivatives = np.stack([x, np.asarray(speeds, dtype=np.float64).reshape(x.shape),
+                            np.asarray(accels, dtype=np.float64).reshape(x.shape)], axis=1)
+    # Times outside [times[0], times[-1]] extend the end pieces (quintics): smooth padding.
+    curve = BPoly.from_derivatives(t, derivatives, extrapolate=True)
+    return curve(np.asarray(new_times, dtype=np.float64))

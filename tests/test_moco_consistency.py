@@ -59,29 +59,37 @@ def _inverse_dynamics(model, kinematics, grf_mot: Path, loads_xml: Path) -> dict
             values[:, i] for i, c in enumerate(coordinates)}
 
 
-@pytest.mark.slow
-def test_inverse_dynamics_of_moco_reproduces_moco_torques(tmp_path):
+@pytest.fixture(scope="module")
+def squat_window(tmp_path_factory):
+    """One solved window: the descent of a squat, where the knees and hips load up."""
     from osim.builtin_model import build_model, write_model
     from osim.moco_track import _processor
     from osim.synthetic_markers import plant_feet
     from pipeline.motions import squat
 
+    tmp_path = tmp_path_factory.mktemp("squat_window")
     model = build_model(1.70, 65.0, "M")
     model_path = write_model(model, tmp_path / "model.osim")
     coordinates = plant_feet(model, squat(duration_s=2.6))
     write_sto(tmp_path / "truth.sto", coordinates)
-    # The descent of the squat, where the knees and hips load up.
     settings = replace(PRESETS["squat"], weld_joints=WELD)
     spec = WindowSpec(model=str(model_path), coordinates=str(tmp_path / "truth.sto"), t0=0.5,
                       t1=0.9, workdir=str(tmp_path / "w"), settings=asdict(settings))
     result = run_window(spec, timeout_s=900)
     assert result["success"], result
+    welded = _processor(spec, settings).process()
+    welded.printToXML(str(tmp_path / "welded.osim"))
+    return {"dir": tmp_path, "welded": tmp_path / "welded.osim",
+            "kinematics": read_sto(tmp_path / "w" / "kinematics.sto"),
+            "kinetics": read_sto(tmp_path / "w" / "kinetics.sto")}
 
-    kinematics = read_sto(tmp_path / "w" / "kinematics.sto")
-    kinetics = read_sto(tmp_path / "w" / "kinetics.sto")
+
+@pytest.mark.slow
+def test_inverse_dynamics_of_moco_reproduces_moco_torques(squat_window, tmp_path):
+    kinematics, kinetics = squat_window["kinematics"], squat_window["kinetics"]
     grf_columns = [c for c in kinetics.columns if c.startswith("ground_")]
     write_mot(tmp_path / "moco_grf.mot", kinetics[grf_columns].fillna(0.0))
-    welded = _processor(spec, settings).process()
+    welded = opensim.Model(str(squat_window["welded"]))
     inverse = _inverse_dynamics(welded, kinematics, tmp_path / "moco_grf.mot",
                                 tmp_path / "loads.xml")
     assert len(inverse) >= 20
@@ -90,3 +98,19 @@ def test_inverse_dynamics_of_moco_reproduces_moco_torques(tmp_path):
         assert rms < 0.1, f"{column}: ID vs Moco RMS {rms:.3f}"
     knee = np.abs(kinetics["knee_angle_r_moment"]).max()
     assert knee > 20, "the squat should load the knee"
+
+
+@pytest.mark.slow
+def test_inverse_dynamics_tool_on_moco_kinematics_and_grf(squat_window, tmp_path):
+    """The issue's check with OpenSim's InverseDynamicsTool itself: Moco's kinematics (written as
+    the C2 curve through its q, q-dot and q-ddot, see osim/id_tool.py) and Moco's GRFs in,
+    contact spheres and actuators excluded; every joint torque and residual within 5 N*m (N)
+    RMS of Moco's."""
+    from osim.id_tool import compare_with_tool
+
+    rms = compare_with_tool(squat_window["kinematics"], squat_window["kinetics"],
+                            squat_window["welded"], tmp_path)
+    assert len(rms) >= 20, sorted(rms)
+    worst = max(rms, key=rms.get)
+    assert rms[worst] < 5.0, f"{worst}: InverseDynamicsTool vs Moco RMS {rms[worst]:.2f}"
+    assert rms["knee_angle_r_moment"] < 5.0
