@@ -7,6 +7,7 @@ column names), and each window's scratch folder (`window_<i>/`, with `problem.om
 from __future__ import annotations
 
 import platform
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
@@ -62,7 +63,7 @@ def _grf_errors(kinetics: pd.DataFrame, grf_leaf: Path, weight: float) -> dict:
 def track_trial(*, model: Path, ik: Path, grf_leaf: Path | None, settings: TrackSettings,
                 mass_kg: float, height_m: float, workdir: Path, max_window_s: float = 2.0,
                 overlap_s: float = 0.2, trial: str = "", gates: Gates | None = None,
-                progress=None) -> dict:
+                progress=None, window_workers: int = 1) -> dict:
     """Solve, stitch and gate one trial; raises SolveError or QualityError, else returns the
     summary (windows, quality numbers, versions, engine)."""
     gates = gates or Gates()
@@ -70,21 +71,35 @@ def track_trial(*, model: Path, ik: Path, grf_leaf: Path | None, settings: Track
     times = coordinates.index.to_numpy()
     windows = plan_windows(float(times[0]), float(times[-1]), max_window_s, overlap_s)
     grf_mot = _grf_mot(grf_leaf, workdir / "grf_measured.mot") if grf_leaf else None
-    results, pieces = [], {"kinematics": [], "kinetics": []}
-    for i, (t0, t1) in enumerate(windows):
-        if progress:
-            progress(i, len(windows), f"window {i + 1}/{len(windows)}: {t0:.2f}-{t1:.2f} s")
-        spec = WindowSpec(model=str(model), coordinates=str(ik), t0=t0, t1=t1,
-                          workdir=str(workdir / f"window_{i}"), settings=asdict(settings),
-                          grf=str(grf_mot) if grf_mot else None)
+    specs = [WindowSpec(model=str(model), coordinates=str(ik), t0=t0, t1=t1,
+                        workdir=str(workdir / f"window_{i}"), settings=asdict(settings),
+                        grf=str(grf_mot) if grf_mot else None)
+             for i, (t0, t1) in enumerate(windows)]
+    done = 0
+
+    def solve(spec: WindowSpec) -> dict:
+        nonlocal done
         result = run_window(spec, settings.timeout_s)
-        results.append({k: result.get(k) for k in ("status", "iterations", "objective",
-                                                   "solve_seconds", "t0", "t1", "success")})
+        done += 1
+        if progress:
+            progress(done, len(specs), f"window {spec.t0:.2f}-{spec.t1:.2f} s: {result['status']}")
+        return result
+
+    if progress:
+        progress(0, len(specs), f"{len(specs)} window(s), {window_workers} at a time")
+    # Each window is its own process: a lab with idle cores and one long trial solves its
+    # windows side by side (`window_workers`); a batch of trials uses Luigi's workers instead.
+    with ThreadPoolExecutor(max_workers=max(1, window_workers)) as pool:
+        solved = list(pool.map(solve, specs))
+    pieces = {"kinematics": [], "kinetics": []}
+    results = [{k: r.get(k) for k in ("status", "iterations", "objective", "solve_seconds",
+                                      "t0", "t1", "success")} for r in solved]
+    for spec, result in zip(specs, solved, strict=True):
         if not result["success"]:
-            raise SolveError(f"Moco window {t0:.2f}-{t1:.2f} s did not solve: {result['status']}"
-                             f" {result.get('detail', '')}".strip(), file=spec.workdir,
-                             trial=trial, hint="see solve.log there; try a finer mesh, a "
-                             "longer timeout or shorter windows")
+            raise SolveError(f"Moco window {spec.t0:.2f}-{spec.t1:.2f} s did not solve: "
+                             f"{result['status']} {result.get('detail', '')}".strip(),
+                             file=spec.workdir, trial=trial, hint="see solve.log there; try a "
+                             "finer mesh, a longer timeout or shorter windows")
         for table in pieces:
             pieces[table].append(read_sto(Path(spec.workdir) / f"{table}.sto"))
     if progress:

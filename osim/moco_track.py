@@ -110,11 +110,13 @@ def _processor(spec: WindowSpec, settings: TrackSettings):
     import opensim
 
     model = opensim.Model(spec.model)
-    if settings.weld_joints:
+    # Names a lab's model lacks are skipped: the setting lists the Rajagopal family's joints.
+    weld = [name for name in settings.weld_joints if model.getJointSet().contains(name)]
+    if weld:
         # Joints the markers barely see (wrists, toes) add variables and stiff dynamics for
         # nothing; their coordinates vanish, so their actuators must go first.
         welded = set()
-        for joint_name in settings.weld_joints:
+        for joint_name in weld:
             joint = model.getJointSet().get(joint_name)
             welded.update(joint.get_coordinates(i).getName()
                           for i in range(joint.numCoordinates()))
@@ -125,9 +127,8 @@ def _processor(spec: WindowSpec, settings: TrackSettings):
                 forces.remove(i)
         model.finalizeConnections()
     processor = opensim.ModelProcessor(model)
-    if settings.weld_joints:
-        processor.append(opensim.ModOpReplaceJointsWithWelds(
-            opensim.StdVectorString(list(settings.weld_joints))))
+    if weld:
+        processor.append(opensim.ModOpReplaceJointsWithWelds(opensim.StdVectorString(weld)))
     return processor
 
 

@@ -72,6 +72,12 @@ def read_subject_info(folder: Path) -> dict:
                          hint='use "F" or "M"')
     info["sex"] = sex
     info.setdefault("static_trial", "static")
+    # "static_trial": null means the lab's model is already scaled to this subject (an
+    # AddBiomechanics or ScaleTool output): it is used as it is, so it must be named.
+    if info["static_trial"] is None and not info.get("model"):
+        raise ModelError("static_trial is null but no model is given", file=path,
+                         hint="name the subject's scaled .osim in \"model\", or give a static "
+                         "trial to scale the built-in model")
     return info
 
 

@@ -72,6 +72,8 @@ class ScaleModel(HashedTask):
 
     def requires(self):
         info = _raw_subject(self.subject).info
+        if info["static_trial"] is None:  # the lab's model is already scaled
+            return []
         return _ingest_task(self.subject, info["static_trial"])
 
     def output(self):
@@ -96,13 +98,19 @@ class ScaleModel(HashedTask):
         else:
             generic = build_model(info["height_m"], info["mass_kg"], info["sex"],
                                   name=self.subject)
-        static, _ = store.read_leaf(_leaf("markers", self.subject, info["static_trial"]))
         final = Path(self.output().path)
         with _Staged(final) as stage:
-            scaled, report = scale_model(generic, static, info["mass_kg"],
-                                         marker_map=info.get("markers"),
-                                         move_markers=self.move_markers,
-                                         trial=info["static_trial"], workdir=stage / "scale")
+            if info["static_trial"] is None:
+                scaled = generic
+                report = {"scaled": False, "model": str(model_path),
+                          "why": "subject.json has no static trial: the lab's model is used "
+                                 "as it is (already scaled)"}
+            else:
+                static, _ = store.read_leaf(_leaf("markers", self.subject, info["static_trial"]))
+                scaled, report = scale_model(generic, static, info["mass_kg"],
+                                             marker_map=info.get("markers"),
+                                             move_markers=self.move_markers,
+                                             trial=info["static_trial"], workdir=stage / "scale")
             scaled.printToXML(str(stage / "model.osim"))
             tracking = prepare_for_tracking(opensim.Model(str(stage / "model.osim")),
                                             info["height_m"], str(stage / "model.osim"))
@@ -168,6 +176,8 @@ class TrackMoco(HashedTask):
     weld_joints = luigi.ListParameter(default=[], description="joints welded for tracking")
     timeout_s = luigi.FloatParameter(default=1800.0, significant=False,
                                      description="per window; a hung solve is killed")
+    window_workers = luigi.IntParameter(default=1, significant=False,
+                                        description="windows of one trial solved at once")
 
     def requires(self):
         return {"ik": SolveIK(subject=self.subject, trial=self.trial),
@@ -207,7 +217,7 @@ class TrackMoco(HashedTask):
                 grf_leaf=grf_leaf if grf_leaf.exists() else None, settings=settings,
                 mass_kg=info["mass_kg"], height_m=info["height_m"], workdir=stage,
                 max_window_s=self.max_window_s, overlap_s=self.overlap_s, trial=self.trial,
-                progress=self._progress)
+                progress=self._progress, window_workers=self.window_workers)
             write_json_atomic(stage / "summary.json", summary)
 
     def _progress(self, done: int, total: int, message: str):
