@@ -255,10 +255,14 @@ class WriteGroundTruth(HashedTask):
                                    provenance=provenance)
                   for table in ("kinematics", "kinetics")]
         catalog.upsert(root, "solves", [
-            {"subject": self.subject, "trial": self.trial, "stage": f"moco_window_{i}",
+            {"subject": self.subject, "trial": self.trial,
+             "stage": f"moco_window_{w.get('window', i)}" + (
+                 "" if w.get("attempt", "as configured") == "as configured"
+                 else f"_{w['attempt']}"),
              "settings_hash": self.settings_hash(), "engine": summary["engine"],
              "status": w["status"], "iterations": w["iterations"], "objective": w["objective"],
-             "solve_seconds": w["solve_seconds"], "t0": w["t0"], "t1": w["t1"]}
+             "solve_seconds": w["solve_seconds"], "t0": w["t0"], "t1": w["t1"],
+             "attempt": w.get("attempt", "as configured"), "used": w.get("final", True)}
             for i, w in enumerate(summary["windows"])])
         catalog.upsert(root, "trials", [{"subject": self.subject, "trial": self.trial,
                                          "ground_truth": True, **summary["quality"]}])
