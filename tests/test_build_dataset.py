@@ -7,6 +7,7 @@ produces new artifacts beside the old ones, and bad trials become failures rows.
 """
 import json
 import shutil
+import time
 from pathlib import Path
 
 import luigi
@@ -64,6 +65,13 @@ def _build(root: Path, overrides: dict | None = None) -> list[tuple[str, str]]:
     return list(RAN)
 
 
+def _snapshot(root: Path) -> dict:
+    """Every file of the warehouse and artifacts with its size and modification time."""
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns)
+            for folder in ("warehouse", "artifacts") for p in (root / folder).rglob("*")
+            if p.is_file()}
+
+
 def _solved(ran) -> list[str]:
     return sorted(trial for family, trial in ran if family == "TrackMoco")
 
@@ -90,8 +98,14 @@ def test_build_dataset_end_to_end_and_incremental(lab):
     trials = catalog.read_catalog(warehouse, "trials").set_index("trial")
     assert trials.loc["stand_01", "residual_force_rms_bw"] < 0.05
 
-    # Nothing new: nothing runs.
+    # Nothing new: nothing runs, no file is touched, and the check is quick (the issue asks
+    # under 10 s; it reads one subject.json per subject and stats the outputs).
+    before = _snapshot(root)
+    started = time.perf_counter()
     assert _build(root) == []
+    seconds = time.perf_counter() - started
+    assert _snapshot(root) == before
+    assert seconds < 10, f"re-running a finished BuildDataset took {seconds:.1f} s"
 
     # A new trial arrives: it is the only thing solved.
     folder = root / "raw" / subject
