@@ -6,6 +6,7 @@ Trial: markers in metres in OpenSim's frame (Y up), GRF per foot at the marker t
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,13 @@ from pipeline.trial import Trial, marker_names
 GRF_SUFFIX = "_grf.mot"
 DEFAULT_MIN_CONTACT_S = 0.05
 DEFAULT_MAX_FOOT_DISTANCE_M = 0.3
+# A body's markers span about 2 m in any one frame; 5 m means the file's units are wrong (mm
+# written as m, or cm as mm), which IK would otherwise "solve" with kilometre errors.
+MAX_MARKER_SPREAD_M = 5.0
+SMPL_HINT = ("an AMASS-style .npz needs poses (frames, >=72), trans (frames, 3), betas (>=10) "
+             "and mocap_framerate: re-export the sequence")
+# Force-plate recordings must cover at least this share of the marker time range.
+MIN_GRF_OVERLAP = 0.5
 
 
 def rotate_markers(markers: pd.DataFrame, rotation: np.ndarray) -> pd.DataFrame:
@@ -80,6 +88,7 @@ def load_trial(path, subject: str | None = None, *, name: str | None = None,
     else:
         raise IngestError(f"unsupported trial file type {path.suffix!r}", file=path,
                           hint="export .c3d, or .trc with <trial>_grf.mot, or an SMPL .npz")
+    check_marker_spread(markers, path, meta.get("lab_units"))
     if marker_cutoff_hz:
         rate = 1.0 / float(np.median(np.diff(markers.index.to_numpy())))
         markers = pd.DataFrame(lowpass(markers.to_numpy(), rate, marker_cutoff_hz,
@@ -93,6 +102,36 @@ def load_trial(path, subject: str | None = None, *, name: str | None = None,
                 filter_order=filter_order, threshold_n=threshold_n)
     return Trial(subject=subject, name=name, markers=markers, grf=grf, source=path,
                  activity=activity, meta=meta)
+
+
+def check_marker_spread(markers: pd.DataFrame, path: Path, units: str | None) -> None:
+    """Reject positions whose scale is not a body's: the median over frames of the largest
+    extent (m) of the markers seen in a frame must stay under MAX_MARKER_SPREAD_M."""
+    xyz = markers.to_numpy(dtype=np.float64).reshape(len(markers), -1, 3)
+    if xyz.shape[1] < 2:
+        return
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # frames with no marker seen
+        extent = np.nanmax(np.nanmax(xyz, axis=1) - np.nanmin(xyz, axis=1), axis=1)
+    extent = extent[np.isfinite(extent)]
+    if len(extent) and float(np.median(extent)) > MAX_MARKER_SPREAD_M:
+        raise IngestError(f"markers spread over {float(np.median(extent)):.1f} m in a typical "
+                          f"frame (a body spans about 2 m): the declared units {units!r} do "
+                          "not match the data", file=path,
+                          hint="fix the units on export (POINT:UNITS in C3D, Units in TRC)")
+
+
+def check_grf_overlap(grf_times: np.ndarray, marker_times: np.ndarray, path: Path) -> None:
+    """Force plates and markers must describe the same recording: the plates' time range has
+    to cover at least MIN_GRF_OVERLAP of the markers' (s)."""
+    span = float(marker_times[-1] - marker_times[0]) if len(marker_times) > 1 else 0.0
+    overlap = (min(float(grf_times[-1]), float(marker_times[-1]))
+               - max(float(grf_times[0]), float(marker_times[0])))
+    if span > 0 and overlap < MIN_GRF_OVERLAP * span:
+        raise IngestError(f"force-plate data cover {grf_times[0]:.2f}-{grf_times[-1]:.2f} s "
+                          f"but the markers {marker_times[0]:.2f}-{marker_times[-1]:.2f} s: "
+                          "they are not the same recording", file=path,
+                          hint="export the GRF file of this trial, with the markers' time base")
 
 
 def opensim_rotation(markers: pd.DataFrame, plates, up_axis: str | None):
@@ -162,6 +201,7 @@ def _from_trc(path: Path, **options):
         if not series:
             raise IngestError("no force columns (...force_vx) in the GRF file", file=grf_path,
                               hint="name them as OpenSim does: ground_force_r_vx ...")
+        check_grf_overlap(series[0].times, markers.index.to_numpy(dtype=float), grf_path)
         meta["contacts"] = _contacts(series, markers, grf_path, **options)
     return markers, series, meta
 
@@ -173,7 +213,13 @@ def _from_smpl(path: Path, **options) -> Trial:
         raise IngestError("SMPL .npz trials are not supported in this installation "
                           "(pipeline.smpl.load_smpl_trial is missing)", file=path,
                           hint="convert the sequence to .trc, or update the pipeline") from None
-    return load_smpl_trial(path, **options)
+    try:
+        return load_smpl_trial(path, **options)
+    except IngestError as exc:  # the SMPL reader says what is wrong; say what to do as well
+        if exc.hint:
+            raise
+        raise IngestError(exc.problem, file=exc.file or path, trial=exc.trial,
+                          hint=SMPL_HINT) from exc
 
 
 def summarise_markers(markers: pd.DataFrame) -> dict:

@@ -1,6 +1,7 @@
 """Ingest: raw trial files -> the `markers` and `grf_measured` warehouse tables."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import luigi
@@ -80,3 +81,42 @@ def record_discovery_problems(problems: list[PipelineError]) -> None:
         catalog.record_failure(paths().warehouse, subject=subject, trial=problem.trial or "*",
                                stage=problem.stage, problem=problem.problem, file=problem.file,
                                hint=problem.hint)
+
+
+@luigi.Task.event_handler(luigi.Event.BROKEN_TASK)
+def record_broken_task(task, exc) -> None:
+    """A requires() that raises (a static trial without a file, a subject folder that vanished)
+    breaks the task in Luigi's scheduling, before run() and `recorded`: record it all the same."""
+    _record_planning_error(task, exc)
+
+
+@luigi.Task.event_handler(luigi.Event.DEPENDENCY_MISSING)
+def record_incomplete_check_error(task) -> None:
+    """Luigi reports a complete() that raised as a missing dependency and drops the exception.
+    Our complete() raises when an upstream requires() does (output paths hash the upstream
+    settings), so ask once more to learn why; an external file simply missing raises nothing."""
+    try:
+        task.complete()
+    except Exception as exc:  # the same error Luigi swallowed
+        _record_planning_error(task, exc)
+
+
+def _record_planning_error(task, exc: Exception) -> None:
+    """One failures row for an error raised while Luigi planned `task`, naming the subject's
+    folder when the error names no file (re-raising tasks of one subject share the row)."""
+    subject = str(getattr(task, "subject", "*"))
+    try:
+        folder = str(Path(paths().raw) / subject) if subject != "*" else None
+        if isinstance(exc, PipelineError):
+            catalog.record_failure(paths().warehouse, subject=subject,
+                                   trial=exc.trial or str(getattr(task, "trial", "*")),
+                                   stage=exc.stage, problem=exc.problem,
+                                   file=exc.file or folder, hint=exc.hint)
+        else:
+            catalog.record_failure(paths().warehouse, subject=subject,
+                                   trial=str(getattr(task, "trial", "*")), stage="schedule",
+                                   problem=f"{type(exc).__name__}: {exc}"[:2000], file=folder,
+                                   hint="unexpected error while planning the task: see the log")
+    except Exception:  # never let bookkeeping hide the original error
+        logging.getLogger("luigi-interface").exception("could not record the failure of %s",
+                                                       task)

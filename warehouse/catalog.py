@@ -93,6 +93,14 @@ def remove(root: str | Path, name: str, **key) -> None:
 
 def record_failure(root: str | Path, *, subject: str, trial: str, stage: str, problem: str,
                    file: str | None = None, hint: str | None = None) -> None:
+    """One row per (subject, trial, stage). A stage that does not name a file (IK, Moco) gets
+    the trial's raw file from trials.parquet, so every row says which recording it is about."""
+    if not file:
+        trials = read_catalog(root, "trials")
+        if "source" in trials:
+            hit = trials[(trials["subject"].astype(str) == str(subject))
+                         & (trials["trial"].astype(str) == str(trial))]
+            file = str(hit["source"].iloc[0]) if len(hit) else None
     upsert(root, "failures", [{"subject": subject, "trial": trial, "stage": stage,
                                "file": file or "", "problem": problem, "hint": hint or "",
                                "pid": os.getpid()}])

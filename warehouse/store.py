@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import uuid
 from pathlib import Path
 
@@ -18,6 +19,9 @@ import pyarrow.parquet as pq
 from .schema import unit_of
 
 LEAF = "part-0.parquet"
+# Crash-test hook (tests/test_crash_recovery.py): a writer whose target path contains this
+# string kills its own process with SIGKILL after staging the file and before the rename.
+CRASH_ENV = "WAREHOUSE_TEST_KILL_BEFORE_RENAME"
 # pyarrow would read `subject=01` as the integer 1 (DESIGN.md trap 6).
 PARTITIONING = ds.partitioning(pa.schema([("subject", pa.string()), ("trial", pa.string())]),
                                flavor="hive")
@@ -51,6 +55,8 @@ def write_atomic(arrow: pa.Table, path: Path) -> Path:
         pq.write_table(arrow, staging)
         with open(staging, "rb") as f:
             os.fsync(f.fileno())
+        if os.environ.get(CRASH_ENV) and os.environ[CRASH_ENV] in str(path):
+            os.kill(os.getpid(), signal.SIGKILL)
         os.replace(staging, path)
     finally:
         staging.unlink(missing_ok=True)
