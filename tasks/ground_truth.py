@@ -171,6 +171,8 @@ class TrackMoco(HashedTask):
     preset = luigi.Parameter(default="auto",
                              description="tracking preset; auto = by activity from the trial name")
     mesh_interval = luigi.FloatParameter(default=0.0, description="s; 0 = the preset's")
+    filter_hz = luigi.FloatParameter(default=0.0, description="low-pass of the tracked "
+                                     "coordinates, Hz; 0 = the preset's")
     max_window_s = luigi.FloatParameter(default=2.0)
     overlap_s = luigi.FloatParameter(default=0.2)
     weld_joints = luigi.ListParameter(default=[], description="joints welded for tracking")
@@ -189,6 +191,14 @@ class TrackMoco(HashedTask):
     def run(self):
         recorded("moco", self.subject, self.trial, self._track)
 
+    def settings(self) -> dict:
+        # The resolved settings, not only the parameters: a changed preset in the code must
+        # give new artifacts too. The timeout does not change a solution.
+        from dataclasses import asdict
+
+        resolved = {k: v for k, v in asdict(self._settings()).items() if k != "timeout_s"}
+        return {**super().settings(), "resolved": resolved}
+
     def _settings(self):
         from dataclasses import replace
 
@@ -201,6 +211,8 @@ class TrackMoco(HashedTask):
         settings = PRESETS[activity]
         if self.mesh_interval > 0:
             settings = replace(settings, mesh_interval=self.mesh_interval)
+        if self.filter_hz > 0:
+            settings = replace(settings, filter_hz=self.filter_hz)
         return replace(settings, weld_joints=tuple(self.weld_joints), timeout_s=self.timeout_s)
 
     def _track(self):
