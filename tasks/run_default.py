@@ -1,4 +1,5 @@
-"""`make run`: the whole chain on the built-in synthetic cohort, then where to look.
+"""`make run`: the whole chain (RunAll: dataset, training, evaluation) on the built-in synthetic
+cohort, then where to look.
 
 The cohort is written into `[paths] raw` when that folder holds no subjects yet; its size comes
 from `[cohort]` in luigi.cfg. Everything else is the ordinary Luigi chain a lab would run.
@@ -12,7 +13,7 @@ from pathlib import Path
 import luigi
 
 from .base import paths
-from .ground_truth import BuildDataset
+from .evaluate import RunAll
 
 
 class cohort(luigi.Config):  # noqa: N801 -- the [cohort] section of luigi.cfg
@@ -36,10 +37,14 @@ def ensure_cohort() -> Path:
 def main() -> int:
     started = time.perf_counter()
     ensure_cohort()
-    ok = luigi.build([BuildDataset()], workers=2, local_scheduler=True, detailed_summary=True)
+    run_all = RunAll()
+    ok = luigi.build([run_all], workers=2, local_scheduler=True, detailed_summary=True)
     minutes = (time.perf_counter() - started) / 60
-    print(f"\nwarehouse: {Path(paths().warehouse).resolve()}  ({minutes:.1f} min)")
-    print(f"failures, if any: {Path(paths().warehouse).resolve() / 'failures.parquet'}")
+    warehouse = Path(paths().warehouse).resolve()
+    print(f"\nwarehouse: {warehouse}  ({minutes:.1f} min)")
+    print(f"failures, if any: {warehouse / 'failures.parquet'}")
+    report = run_all.report_path()
+    print(f"report: {report}" if report.exists() else "no report: see the summary above")
     return 0 if ok.scheduling_succeeded and ok.status.name == "SUCCESS" else 1
 
 
