@@ -25,6 +25,9 @@ def _tracked_index(mb: Multibody, tracked: list[str]) -> list[int]:
     return [mb.coordinate_names.index(c) for c in tracked]
 
 
+MAX_ACCELERATION = 1e4  # rad/s^2 or m/s^2, see ForwardDynamicsLayer.accelerations
+
+
 class _Reduced(nn.Module):
     """Shared: scatter tracked coordinates into the full vector around the default pose."""
 
@@ -90,8 +93,21 @@ class ForwardDynamicsLayer(_Reduced):
         rhs = tau - bias[..., self.index]
         # Jacobi scaling keeps the Cholesky solve accurate (see Multibody.forward_dynamics).
         d = mass.diagonal(dim1=-2, dim2=-1).rsqrt()
-        chol = torch.linalg.cholesky(mass * d.unsqueeze(-1) * d.unsqueeze(-2))
-        return torch.cholesky_solve((rhs * d).unsqueeze(-1), chol).squeeze(-1) * d
+        scaled = mass * d.unsqueeze(-1) * d.unsqueeze(-2)
+        chol, info = torch.linalg.cholesky_ex(scaled)
+        if bool((info != 0).any()):
+            # A multi-frame rollout driven by early, poor predictions can leave the model's
+            # configuration space (NaN, or a mass matrix no longer positive definite): those
+            # samples fall back to the diagonal (identity after scaling) instead of stopping
+            # the training run; their loss stays large, so they still teach.
+            broken = (info != 0) | ~torch.isfinite(scaled).all(-1).all(-1)
+            eye = torch.eye(scaled.shape[-1], dtype=scaled.dtype, device=scaled.device)
+            scaled = torch.where(broken[..., None, None], eye, torch.nan_to_num(scaled))
+            chol = torch.linalg.cholesky(scaled)
+        qdd = torch.cholesky_solve((rhs * d).unsqueeze(-1), chol).squeeze(-1) * d
+        # Bounded so that a diverging rollout gives a large but finite loss (1e4 rad/s^2 is
+        # two orders beyond any human motion).
+        return torch.nan_to_num(qdd).clamp(-MAX_ACCELERATION, MAX_ACCELERATION)
 
     def step(self, q, qd, tau, contact, dt: float):
         """One step of length dt from (q, q̇) (..., C); returns (q', q̇', q̈ at the start)."""
