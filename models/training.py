@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 from models import losses as L
 from models.config import TrainConfig
@@ -215,12 +216,41 @@ def build_net(cfg: TrainConfig, markers: int, coordinates: int) -> MonoMSKNet:
                                 architecture=cfg.architecture))
 
 
+def distributed() -> tuple[int, int]:
+    """(rank, world size): under `torchrun` (WORLD_SIZE > 1) the gloo process group is joined
+    here, once; (0, 1) in a plain process."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
+def barrier() -> None:
+    """Wait for every rank (a no-op in a plain process)."""
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def _average_gradients(net: torch.nn.Module, world: int) -> None:
+    """Data parallelism as DistributedDataParallel does it (gradients averaged over the ranks
+    after backward), written out because the model is called through its IKT and IDT halves,
+    not through one forward() that the DDP wrapper could hook."""
+    for parameter in net.parameters():
+        if parameter.grad is not None:
+            dist.all_reduce(parameter.grad)
+            parameter.grad /= world
+
+
 def _run_split(stepper: Stepper, windows: list[Windows], cfg: TrainConfig, phase: str,
                generator: torch.Generator, optimizer=None) -> dict[str, float]:
-    """One pass; trains when an optimizer is given. Returns the window-weighted mean terms."""
+    """One pass; trains when an optimizer is given. Returns the window-weighted mean terms.
+    Under torchrun each rank trains on its share of the batches (the same number per rank, so
+    every optimizer step is a collective one) and the means are over all ranks."""
     sums: dict[str, float] = {}
     count = 0
-    plan = batches(windows, cfg.batch_size, generator if optimizer is not None else None)
+    plan = list(batches(windows, cfg.batch_size, generator if optimizer is not None else None))
+    rank, world = distributed()
+    if optimizer is not None and world > 1:
+        plan = plan[rank:len(plan) // world * world:world]
     for i, idx in plan:
         w = windows[i]
         batch = w.take(idx)
@@ -231,11 +261,18 @@ def _run_split(stepper: Stepper, windows: list[Windows], cfg: TrainConfig, phase
         if optimizer is not None:
             optimizer.zero_grad(set_to_none=True)
             total.backward()
+            if world > 1:
+                _average_gradients(stepper.net, world)
             optimizer.step()
         b = len(idx)
         count += b
         for k, v in {"loss": total, **terms}.items():
             sums[k] = sums.get(k, 0.0) + float(v.detach()) * b
+    if optimizer is not None and world > 1:
+        keys = sorted(sums)
+        totals = torch.tensor([count] + [sums[k] for k in keys], dtype=torch.float64)
+        dist.all_reduce(totals)
+        count, sums = int(totals[0]), dict(zip(keys, totals[1:].tolist(), strict=True))
     return {k: v / max(count, 1) for k, v in sums.items()}
 
 
@@ -301,13 +338,19 @@ def fit(cfg: TrainConfig, cohort: Cohort, multibodies: dict[str, Multibody] | No
         for split_name, m in (("train", tr), ("val", va)):
             if m:
                 rows.append(_row(epoch, phase, split_name, m, lr, seconds))
-        _save_atomic({"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(),
-                      "net": net.cfg.to_dict(), "model": net.state_dict(),
-                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                      "epoch": epoch + 1, "normalizer": norm.to_dict(), "split": split,
-                      "coordinate_names": cohort.coordinate_names,
-                      "marker_names": cohort.marker_names, "metrics": rows,
-                      "complete": epoch + 1 == cfg.epochs}, checkpoint)
+        rank, world = distributed()
+        if rank == 0:  # one writer; every rank holds the same weights after the step
+            _save_atomic({"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(),
+                          "net": net.cfg.to_dict(), "model": net.state_dict(),
+                          "optimizer": optimizer.state_dict(),
+                          "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
+                          "normalizer": norm.to_dict(), "split": split,
+                          "coordinate_names": cohort.coordinate_names,
+                          "marker_names": cohort.marker_names, "metrics": rows,
+                          "world_size": world, "complete": epoch + 1 == cfg.epochs},
+                         checkpoint)
+        if world > 1:
+            dist.barrier()  # the checkpoint is whole before any rank goes on
         if on_epoch is not None:
             on_epoch(epoch + 1, cfg.epochs, rows)
     done = len({r["epoch"] for r in rows})

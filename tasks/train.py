@@ -89,12 +89,17 @@ class TrainModel(HashedTask):
 
     def run(self):
         from models.data import load_cohort
-        from models.training import fit
+        from models.training import barrier, distributed, fit
 
         cfg = self.config()
         folder = self.folder()
         cohort = load_cohort(paths().warehouse)
         needs_bodies = cfg.architecture == "monomsk"
+        rank, world = distributed()  # under torchrun: rank 0 exports the trees, then all read
+        if needs_bodies and rank == 0:
+            _multibodies(cohort, self.artifact_dir("trees"))
+        if world > 1:
+            barrier()
         bodies = _multibodies(cohort, self.artifact_dir("trees")) if needs_bodies else None
         began = time.time()
 
@@ -107,7 +112,10 @@ class TrainModel(HashedTask):
                 self.set_progress_percentage(int(100 * done / max(total, 1)))
             _write_parquet(rows, folder / "metrics.parquet")
 
-        result = fit(cfg, cohort, bodies, folder / "checkpoint.pt", on_epoch=progress)
+        result = fit(cfg, cohort, bodies, folder / "checkpoint.pt",
+                     on_epoch=progress if rank == 0 else None)
+        if rank != 0:  # one writer: rank 0 publishes the run
+            return
         _write_parquet(result["metrics"], folder / "metrics.parquet")
         final = {r["split"]: r for r in result["metrics"] if r["epoch"] == cfg.epochs}
         write_json_atomic(self.output().path, {
