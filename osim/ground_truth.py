@@ -185,7 +185,7 @@ def track_trial(*, model: Path, ik: Path, grf_leaf: Path | None, settings: Track
     if grf_leaf:
         quality.update(_grf_errors(kinetics, grf_leaf, mass_kg * GRAVITY))
     summary = {"windows": results, "quality": quality, "versions": versions(),
-               "engine": "moco", "settings": asdict(settings), "gates": asdict(gates)}
+               "engine": settings.engine, "settings": asdict(settings), "gates": asdict(gates)}
     reasons = failed_gates(quality, gates)
     if reasons:
         raise QualityError("; ".join(reasons), file=str(workdir), trial=trial,

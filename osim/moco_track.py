@@ -60,6 +60,9 @@ class TrackSettings:
     scheme: str = "hermite-simpson"
     weld_joints: tuple[str, ...] = ()    # joints the trial does not track (e.g. wrists, mtp)
     timeout_s: float = 1800.0
+    # "moco" (MocoTrack, the reference) or "casadi" (collocation/: the same problem with exact
+    # derivatives, in a process that never imports opensim; no force-plate tracking yet).
+    engine: str = "moco"
 
 
 # Per-activity presets: filter cut-offs follow the content of each motion (gait at 6 Hz, faster

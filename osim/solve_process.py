@@ -18,6 +18,8 @@ ONE_THREAD = {"OPENSIM_MOCO_PARALLEL": "0", "OMP_NUM_THREADS": "1",
 
 
 PR_SET_PDEATHSIG = 1
+# Engine name -> the module that solves one window spec (same outputs, see docs/engine.md).
+ENGINES = {"moco": "osim.moco_track", "casadi": "collocation"}
 
 
 def _die_with_parent() -> None:
@@ -33,12 +35,24 @@ def run_window(spec: WindowSpec, timeout_s: float) -> dict:
     workdir = Path(spec.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     spec_path = workdir / "spec.json"
-    spec_path.write_text(json.dumps(asdict(spec), indent=2))
+    payload = asdict(spec)
+    engine = spec.settings.get("engine", "moco")
+    if engine not in ENGINES:
+        return _failure(spec, "bad_engine", f"unknown engine {engine!r}; use one of "
+                        f"{sorted(ENGINES)}")
+    if engine == "casadi":
+        # The collocation engine must not import opensim (DESIGN.md trap 2): it reads the
+        # model as the exported tree, written here, in the opensim process.
+        from .export_tree import write_tree
+
+        payload["tree"] = str(write_tree(spec.model, workdir / "tree.json"))
+        payload["engine"] = engine
+    spec_path.write_text(json.dumps(payload, indent=2))
     result_path = workdir / "result.json"
     result_path.unlink(missing_ok=True)
     env = {**os.environ, **ONE_THREAD}
     with open(workdir / "solve.log", "w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "osim.moco_track", str(spec_path)],
+        process = subprocess.Popen([sys.executable, "-m", ENGINES[engine], str(spec_path)],
                                    stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir,
                                    start_new_session=True, preexec_fn=_die_with_parent)
         try:

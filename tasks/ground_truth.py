@@ -173,6 +173,8 @@ class TrackMoco(HashedTask):
     mesh_interval = luigi.FloatParameter(default=0.0, description="s; 0 = the preset's")
     filter_hz = luigi.FloatParameter(default=0.0, description="low-pass of the tracked "
                                      "coordinates, Hz; 0 = the preset's")
+    engine = luigi.ChoiceParameter(default="moco", choices=["moco", "casadi"],
+                                   description="moco (MocoTrack) or casadi (collocation/)")
     max_window_s = luigi.FloatParameter(default=2.0)
     overlap_s = luigi.FloatParameter(default=0.2)
     weld_joints = luigi.ListParameter(default=[], description="joints welded for tracking")
@@ -213,6 +215,7 @@ class TrackMoco(HashedTask):
             settings = replace(settings, mesh_interval=self.mesh_interval)
         if self.filter_hz > 0:
             settings = replace(settings, filter_hz=self.filter_hz)
+        settings = replace(settings, engine=self.engine)
         return replace(settings, weld_joints=tuple(self.weld_joints), timeout_s=self.timeout_s)
 
     def _track(self):
