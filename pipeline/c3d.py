@@ -301,3 +301,36 @@ def save_c3d(c3d, path: str | Path) -> Path:
         raise IngestError(f"ezc3d could not write the C3D file (exit code {child.exitcode})",
                           file=path)
     return path
+
+
+def _write_points(path: str, labels: list[str], points: np.ndarray, rate_hz: float,
+                  units: str) -> None:
+    import ezc3d
+
+    c3d = ezc3d.c3d()
+    c3d["parameters"]["POINT"]["RATE"]["value"] = [float(rate_hz)]
+    c3d["parameters"]["POINT"]["LABELS"]["value"] = list(labels)
+    c3d["parameters"]["POINT"]["UNITS"]["value"] = [units]
+    c3d["data"]["points"] = points
+    c3d.write(path)
+
+
+def write_points_c3d(path: str | Path, labels: list[str], positions: np.ndarray, rate_hz: float,
+                     units: str = "mm") -> Path:
+    """A C3D of marker trajectories, positions (frames, markers, 3) already in `units` and the
+    lab frame (NaN = missing), built and written in a fresh interpreter (spawn).
+
+    The SWIG trap goes both ways: after OpenSim has loaded some models in a process (the
+    80-muscle example3DWalking model, for one), ezc3d's own `Parameter.set` overloads fail there
+    and in its forks. A spawned child imports ezc3d alone."""
+    path = Path(path)
+    points = np.ones((4, len(labels), len(positions)))
+    points[:3] = np.transpose(np.asarray(positions, dtype=np.float64), (2, 1, 0))
+    child = multiprocessing.get_context("spawn").Process(
+        target=_write_points, args=(str(path), list(labels), points, float(rate_hz), units))
+    child.start()
+    child.join()
+    if child.exitcode != 0 or not path.exists():
+        raise IngestError(f"ezc3d could not write the C3D file (exit code {child.exitcode})",
+                          file=path)
+    return path

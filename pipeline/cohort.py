@@ -22,12 +22,11 @@ import os
 import shutil
 from pathlib import Path
 
-import ezc3d
 import numpy as np
 import pandas as pd
 
 from pipeline import motions
-from pipeline.c3d import save_c3d
+from pipeline.c3d import write_points_c3d
 from pipeline.opensim_files import write_sto
 
 # Stature (m) by sex: about the mean and SD of US adults aged 20-39 in NHANES 2015-2018
@@ -140,17 +139,8 @@ def opensim_to_lab(positions: np.ndarray) -> np.ndarray:
 def write_c3d(path, names: list[str], positions: np.ndarray, rate_hz: float) -> Path:
     """A C3D file of marker trajectories: positions (frames, markers, 3) in metres, OpenSim
     frame; written in millimetres in a Z-up lab frame, NaN as missing (residual -1)."""
-    path = Path(path)
-    lab_mm = opensim_to_lab(positions) * 1e3
-    c3d = ezc3d.c3d()
-    c3d["parameters"]["POINT"]["RATE"]["value"] = [float(rate_hz)]
-    c3d["parameters"]["POINT"]["LABELS"]["value"] = list(names)
-    c3d["parameters"]["POINT"]["UNITS"]["value"] = ["mm"]
-    points = np.ones((4, len(names), len(positions)))
-    points[:3] = np.transpose(lab_mm, (2, 1, 0))
-    c3d["data"]["points"] = points
-    save_c3d(c3d, path)   # not c3d.write(): see save_c3d
-    return path
+    # Not c3d.write() in this process: see pipeline.c3d.write_points_c3d.
+    return write_points_c3d(path, names, opensim_to_lab(positions) * 1e3, rate_hz, "mm")
 
 
 def trial_motion(subject: dict, trial: str, seed: int = 0):

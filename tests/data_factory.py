@@ -103,18 +103,9 @@ def static_markers(folder: Path) -> tuple[list[str], np.ndarray, float]:
 def write_markers_c3d(path: Path, names: list[str], lab_m: np.ndarray, rate_hz: float, *,
                       units: str = "mm", scale: float = 1e3) -> Path:
     """A C3D of marker trajectories (lab frame): values `lab_m * scale` labelled `units`."""
-    import ezc3d
+    from pipeline.c3d import write_points_c3d
 
-    from pipeline.c3d import save_c3d
-
-    c3d = ezc3d.c3d()
-    c3d["parameters"]["POINT"]["RATE"]["value"] = [float(rate_hz)]
-    c3d["parameters"]["POINT"]["LABELS"]["value"] = list(names)
-    c3d["parameters"]["POINT"]["UNITS"]["value"] = [units]
-    points = np.ones((4, len(names), len(lab_m)))
-    points[:3] = np.transpose(lab_m * scale, (2, 1, 0))
-    c3d["data"]["points"] = points
-    return save_c3d(c3d, path)
+    return write_points_c3d(path, names, lab_m * scale, rate_hz, units)
 
 
 def write_trc_with_grf(folder: Path, trial: str, names, lab_m: np.ndarray, rate_hz: float,
