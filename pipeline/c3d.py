@@ -293,8 +293,12 @@ def save_c3d(c3d, path: str | Path) -> Path:
     ModOpReplaceJointsWithWelds, MocoTrajectory, `Function.calcDerivative`) raise TypeError.
     A fork shares the object without pickling and takes the corruption with it when it exits.
     """
-    path = Path(path)
-    child = multiprocessing.get_context("fork").Process(target=c3d.write, args=(str(path),))
+    return _write_in_child("fork", c3d.write, (), Path(path))
+
+
+def _write_in_child(method: str, target, args: tuple, path: Path) -> Path:
+    """Run target(str(path), *args) in a child process (`method`: fork or spawn)."""
+    child = multiprocessing.get_context(method).Process(target=target, args=(str(path), *args))
     child.start()
     child.join()
     if child.exitcode != 0 or not path.exists():
@@ -323,14 +327,7 @@ def write_points_c3d(path: str | Path, labels: list[str], positions: np.ndarray,
     The SWIG trap goes both ways: after OpenSim has loaded some models in a process (the
     80-muscle example3DWalking model, for one), ezc3d's own `Parameter.set` overloads fail there
     and in its forks. A spawned child imports ezc3d alone."""
-    path = Path(path)
     points = np.ones((4, len(labels), len(positions)))
     points[:3] = np.transpose(np.asarray(positions, dtype=np.float64), (2, 1, 0))
-    child = multiprocessing.get_context("spawn").Process(
-        target=_write_points, args=(str(path), list(labels), points, float(rate_hz), units))
-    child.start()
-    child.join()
-    if child.exitcode != 0 or not path.exists():
-        raise IngestError(f"ezc3d could not write the C3D file (exit code {child.exitcode})",
-                          file=path)
-    return path
+    return _write_in_child("spawn", _write_points,
+                           (list(labels), points, float(rate_hz), units), Path(path))

@@ -25,3 +25,27 @@ def walking_dir() -> Path:
 def c3d_dir() -> Path:
     """OpenSim's walking5.c3d and its own conversion of it."""
     return shared_file("opensim-core", "c3d")
+
+
+# Joints the tracking tests weld, as luigi.cfg's [TrackMoco] weld_joints does.
+WELD = ("mtp_r", "mtp_l", "acromial_r", "acromial_l", "elbow_r", "elbow_l", "radioulnar_r",
+        "radioulnar_l", "radius_hand_r", "radius_hand_l")
+
+
+def standing_trial(folder: Path, seconds: float, height_m: float = 1.75, mass_kg: float = 70.0):
+    """The built-in model (written to folder/model.osim) and an IK-like STO of it standing still
+    in its default pose for `seconds` at 100 Hz (folder/ik.sto); returns both paths."""
+    import numpy as np
+    import pandas as pd
+
+    from osim.builtin_model import build_model, write_model
+    from pipeline.opensim_files import write_sto
+
+    model = build_model(height_m, mass_kg, "F")
+    model_path = write_model(model, folder / "model.osim")
+    state = model.initSystem()
+    times = np.linspace(0, seconds, int(round(seconds * 100)) + 1)
+    table = pd.DataFrame({c.getName(): np.full(len(times), c.getValue(state))
+                          for c in model.getCoordinateSet()}, index=pd.Index(times, name="time"))
+    write_sto(folder / "ik.sto", table)
+    return model_path, folder / "ik.sto"

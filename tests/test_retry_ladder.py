@@ -4,38 +4,26 @@ SolveError: nothing is stitched or written. Forced for real and kept cheap: the 
 standing still, a coarse mesh, one IPOPT iteration and tolerances no solver can meet in four."""
 from dataclasses import replace
 
-import numpy as np
-import pandas as pd
 import pytest
+from conftest import WELD, standing_trial
 
 from osim.moco_track import TrackSettings
 from pipeline.errors import SolveError
-from pipeline.opensim_files import write_sto
 
 opensim = pytest.importorskip("opensim")
-
-WELD = ("mtp_r", "mtp_l", "acromial_r", "acromial_l", "elbow_r", "elbow_l", "radioulnar_r",
-        "radioulnar_l", "radius_hand_r", "radius_hand_l")
 
 
 @pytest.mark.slow
 def test_non_convergence_climbs_the_ladder_and_is_never_ground_truth(tmp_path):
-    from osim.builtin_model import build_model, write_model
     from osim.ground_truth import track_trial
 
-    model = build_model(1.75, 70.0, "F")
-    model_path = write_model(model, tmp_path / "model.osim")
-    state = model.initSystem()
-    times = np.linspace(0, 0.6, 61)
-    table = pd.DataFrame({c.getName(): np.full(len(times), c.getValue(state))
-                          for c in model.getCoordinateSet()}, index=pd.Index(times, name="time"))
-    write_sto(tmp_path / "ik.sto", table)
+    model_path, ik = standing_trial(tmp_path, 0.6)
     settings = replace(TrackSettings(), mesh_interval=0.1, weld_joints=WELD, max_iterations=1,
                        convergence_tolerance=1e-12, constraint_tolerance=1e-12)
     workdir = tmp_path / "track"
     workdir.mkdir()
     with pytest.raises(SolveError) as failure:
-        track_trial(model=model_path, ik=tmp_path / "ik.sto", grf_leaf=None, settings=settings,
+        track_trial(model=model_path, ik=ik, grf_leaf=None, settings=settings,
                     mass_kg=70.0, height_m=1.75, workdir=workdir, trial="stand")
     message = str(failure.value)
     assert "after 5 attempts" in message
