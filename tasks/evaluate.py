@@ -23,7 +23,7 @@ import pandas as pd
 
 from .base import paths, write_json_atomic
 from .ground_truth import BuildDataset
-from .train import TrainModel
+from .train import OutputModeParameter, TrainModel
 
 # The paper's Table 3 rows (loss switches; the first is the kinematics-only baseline) and
 # Table 4 rows (frames out of the FD layer per step).
@@ -40,15 +40,6 @@ def reports_root() -> Path:
     return Path(paths().artifacts).resolve() / "reports"
 
 
-class _FramesOut(luigi.ChoiceParameter):
-    """`output` ("single" | "multi"), named as TrainModel names it. Luigi's `Task.output()` has
-    the same name: read from an instance, this parameter gives the task's bound `output_target`
-    (its value is `param_kwargs["output"]`), as TrainModel's own does."""
-
-    def __get__(self, instance, owner):
-        return self if instance is None else instance.output_target
-
-
 class Evaluate(luigi.Task):
     """The paper's metrics of a trained run on its test subjects, and the HTML report. Takes
     TrainModel's parameters and passes them through."""
@@ -59,7 +50,7 @@ class Evaluate(luigi.Task):
                                    description="as TrainModel")
     losses = luigi.ListParameter(default=["lambda", "tau", "q", "J"],
                                  description="as TrainModel")
-    output = _FramesOut(default="single", choices=["single", "multi"],
+    output = OutputModeParameter(default="single", choices=["single", "multi"],
                         description="as TrainModel: FD single- or multi-frame-out")
     architecture = luigi.ChoiceParameter(default="monomsk", choices=["monomsk", "mlp"],
                                          description="as TrainModel")

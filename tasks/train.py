@@ -38,10 +38,11 @@ def _write_parquet(rows: list[dict], path: Path) -> None:
     store.write_atomic(pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False), path)
 
 
-class _OutputMode(luigi.ChoiceParameter):
+class OutputModeParameter(luigi.ChoiceParameter):
     """TrainModel's `output` parameter ("single" | "multi") shares its name with Luigi's
     `Task.output()`. Luigi parameters are descriptors: this one keeps the value (read it as
-    `task.output_mode`) and, read from an instance, returns the task's bound output method."""
+    `task.output_mode`) and, read from an instance, returns the task's bound output method
+    (`output_target`). Every task that passes TrainModel's parameters through uses it."""
 
     def __get__(self, instance, owner):
         if instance is None:
@@ -60,7 +61,7 @@ class TrainModel(HashedTask):
                                    description="network size and schedule (models/config.py)")
     losses = luigi.ListParameter(default=["lambda", "tau", "q", "J"],
                                  description="switchable losses (paper Table 3)")
-    output = _OutputMode(default="single", choices=["single", "multi"],
+    output = OutputModeParameter(default="single", choices=["single", "multi"],
                          description="FD single- or multi-frame-out (paper Table 4)")
     architecture = luigi.ChoiceParameter(default="monomsk", choices=["monomsk", "mlp"],
                                          description="MonoMSK or the per-frame MLP baseline")
