@@ -12,35 +12,25 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
+from conftest import WELD, standing_trial
 
 from osim.moco_track import TrackSettings
-from pipeline.opensim_files import read_sto, write_sto
+from pipeline.opensim_files import read_sto
 
 opensim = pytest.importorskip("opensim")
 
 REPO = Path(__file__).resolve().parents[1]
 MASS, HEIGHT = 70.0, 1.75
-WELD = ("mtp_r", "mtp_l", "acromial_r", "acromial_l", "elbow_r", "elbow_l", "radioulnar_r",
-        "radioulnar_l", "radius_hand_r", "radius_hand_l")
 
 
 @pytest.fixture(scope="module")
 def standing(tmp_path_factory):
-    from osim.builtin_model import build_model, write_model
     from osim.export_tree import write_tree
 
     root = tmp_path_factory.mktemp("colloc")
-    model = build_model(HEIGHT, MASS, "F")
-    model_path = write_model(model, root / "model.osim")
+    model_path, _ = standing_trial(root, 0.3, HEIGHT, MASS)
     write_tree(model_path, root / "tree.json")
-    state = model.initSystem()
-    coords = {c.getName(): c.getValue(state) for c in model.getCoordinateSet()}
-    times = np.linspace(0, 0.3, 31)
-    table = pd.DataFrame({name: np.full(len(times), value) for name, value in coords.items()},
-                         index=pd.Index(times, name="time"))
-    write_sto(root / "ik.sto", table)
     return root, model_path
 
 
