@@ -49,7 +49,7 @@ MONOCULAR_JITTER_MM = 6.0             # frame-to-frame jitter of a video keypoin
 
 def _activity_builders():
     """Trial name -> builder(subject dict, rng) -> Motion, for every activity of the cohort."""
-    def walk(speed, strides=2.0):
+    def walk(speed, strides=1.0):
         return lambda s, rng: motions.walking(
             speed, s["height_m"], strides=strides, rate_hz=RATE_HZ,
             style={"amplitude": float(rng.normal(1.0, 0.04))})
@@ -64,7 +64,7 @@ def _activity_builders():
         "sit_to_stand_01": lambda s, rng: motions.sit_to_stand(rate_hz=RATE_HZ),
         # Short trials, one Moco window each: what `make run` tracks by default, since a
         # torque-driven MocoTrack window costs minutes per second of motion on this machine.
-        "walk_short_01": walk(1.2, strides=1.0),
+        "walk_short_01": walk(1.2),
         "squat_short_01": squat(duration_s=1.4, depth=(0.6, 0.8)),
     }
 
@@ -168,6 +168,7 @@ def write_subject(raw_dir, subject: dict, *, seed: int = 0, activities=None,
     temporary name, then renamed). Returns the written file paths."""
     # OpenSim is imported here, not at module import: pipeline/ stays free of it otherwise.
     from osim.builtin_model import build_model
+    from osim.synthetic_dynamics import SOLVED_ACTIVITIES, solve_consistent
     from osim.synthetic_markers import marker_positions, plant_feet
 
     builders = _activity_builders()
@@ -182,15 +183,30 @@ def write_subject(raw_dir, subject: dict, *, seed: int = 0, activities=None,
     (tmp / "_truth").mkdir(parents=True)
     model = build_model(subject["height_m"], subject["mass_kg"], subject["sex"],
                         name=subject["id"])
+    scratch = tmp / "_scratch"                 # solver folders; removed before publishing
+    model_file = scratch / "model.osim"
+    scratch.mkdir()
     written = []
     try:
         for trial in [STATIC_TRIAL, *activities]:
             motion, rng = trial_motion(subject, trial, seed)
             coords = plant_feet(model, motion)
+            plan = coords.attrs.pop("contact")
+            if motion.activity in SOLVED_ACTIVITIES:
+                # A stride must obey Newton to be ground truth (osim.synthetic_dynamics).
+                if not model_file.exists():
+                    model.printToXML(str(model_file))
+                coords, kinetics = solve_consistent(
+                    model_file, coords, scratch / trial, mass_kg=subject["mass_kg"],
+                    height_m=subject["height_m"], trial=f"{subject['id']}/{trial}")
+                write_sto(tmp / "_truth" / f"{trial}_kinetics.sto", kinetics, in_degrees=False,
+                          name=f"{trial}_kinetics")
+                written.append(f"_truth/{trial}_kinetics.sto")
+                plan = {side: p[:len(coords)] for side, p in plan.items()}
             names, positions = marker_positions(model, coords)
             measured = degrade_markers(positions, rng, monocular=monocular)
             write_c3d(tmp / f"{trial}.c3d", names, measured, RATE_HZ)
-            contact = pd.DataFrame(coords.attrs.pop("contact"), index=coords.index)
+            contact = pd.DataFrame(plan, index=coords.index)
             write_sto(tmp / "_truth" / f"{trial}.sto", coords, in_degrees=False, name=trial)
             write_sto(tmp / "_truth" / f"{trial}_contact.sto",
                       contact.rename(columns=lambda side: f"contact_{side}").astype(float),
@@ -205,6 +221,7 @@ def write_subject(raw_dir, subject: dict, *, seed: int = 0, activities=None,
         (tmp / "_truth" / "generation.json").write_text(json.dumps(generation, indent=2) + "\n",
                                                        encoding="utf-8")
         written += ["subject.json", "_truth/generation.json"]
+        shutil.rmtree(scratch)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
