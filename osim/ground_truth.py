@@ -124,6 +124,8 @@ def track_trial(*, model: Path, ik: Path, grf_leaf: Path | None, settings: Track
     """Solve, stitch and gate one trial; raises SolveError or QualityError, else returns the
     summary (windows, quality numbers, versions, engine)."""
     gates = gates or Gates()
+    # Each solver process runs inside its window's folder: hand it absolute paths.
+    model, ik, workdir = Path(model).resolve(), Path(ik).resolve(), Path(workdir).resolve()
     coordinates = read_sto(ik)
     times = coordinates.index.to_numpy()
     windows = plan_windows(float(times[0]), float(times[-1]), max_window_s, overlap_s)

@@ -1,4 +1,5 @@
 """The synthetic cohort: planted feet, markers that OpenSim's IK inverts, determinism, layout."""
+import contextlib
 import json
 
 import ezc3d
@@ -22,8 +23,12 @@ SEED = 0
 def raw(tmp_path_factory):
     """One subject: static trial, a walk (one stride, solved for consistency) and a squat."""
     folder = tmp_path_factory.mktemp("raw")
-    written = cohort.write_cohort(folder, n_subjects=1, seed=SEED, activities=ACTIVITIES)
-    return folder, written
+    # Written through a relative path, as luigi.cfg's `raw = data/raw` gives it: the walk's
+    # solver runs in a folder of its own and must still find its files.
+    with contextlib.chdir(folder.parent):
+        written = cohort.write_cohort(folder.name, n_subjects=1, seed=SEED,
+                                      activities=ACTIVITIES)
+    return folder, [folder.parent / p for p in written]
 
 
 @pytest.fixture(scope="module")
