@@ -2,9 +2,12 @@
 
 Writes into spec.workdir, like `python -m osim.moco_track`: `result.json` (success, status,
 iterations, objective, solve_seconds, nlp_seconds, cpu_seconds, t0, t1, solved_t0, solved_t1,
-mesh_points, settings, engine "casadi", grf_tracked, columns), `solution.npz` (raw variables,
-also when not converged, for diagnosis) and, only when converged, `kinematics.sto` and `kinetics.sto`. Exit code 0 when
-converged, 3 when not (never to be written as ground truth), 2 on bad input.
+mesh_points, settings, engine "casadi", grf_tracked (spec.grf's force plates tracked, as
+Moco's MocoContactTrackingGoal tracks them), grf_tracked_samples (how many of the 2 x
+mesh_points foot readings are tracked: contact_tracking.tracked_feet), grf_tracking_cost (that
+term of the objective at the solution), columns), `solution.npz` (raw variables, also when not
+converged, for diagnosis) and, only when converged, `kinematics.sto` and `kinetics.sto`. Exit
+code 0 when converged, 3 when not (never to be written as ground truth), 2 on bad input.
 """
 from __future__ import annotations
 
@@ -20,9 +23,16 @@ import numpy as np
 from pipeline.errors import PipelineError
 from pipeline.opensim_files import write_sto
 
-from .dynamics import build_functions
+from .contact_tracking import (
+    body_weight,
+    foot_groups,
+    grf_tracking_integrand,
+    measured_foot_forces,
+    tracked_feet,
+)
+from .dynamics import build_functions, implied_support
 from .output import actuator_table, grf_table, kinematics_table
-from .problem import Window, solve
+from .problem import Window, simpson_weights, solve
 from .reference import Reference, mesh_window
 from .spec import control_bounds, load_spec, model_setup, read_actuators
 
@@ -46,6 +56,10 @@ def prepare(spec, extras, settings):
                     q_upper=np.where(clamped, ranges[:, 1], np.inf),
                     u_lower=u_lo, u_upper=u_hi,
                     coupled=_coupled_references(setup, reference, times))
+    if spec.grf and settings.contact_tracking_weight > 0:
+        window.grf = measured_foot_forces(spec.grf, times)
+        implied = implied_support(setup, window.q_ref, window.qd_ref, window.qdd_ref)
+        window.grf_tracked = tracked_feet(window.grf, implied, body_weight(setup.tree))
     return setup, window, (t0, t1)
 
 
@@ -64,6 +78,19 @@ def _coupled_references(setup, reference, times) -> list:
     return out
 
 
+def grf_tracking_cost(setup, window, settings, forces) -> float:
+    """The contact-tracking term of the objective (Simpson over the window) from the sphere
+    forces (P, 3, S) of a solution: what Moco reports as its MocoContactTrackingGoal cost."""
+    groups, weight_n = foot_groups(setup), body_weight(setup.tree)
+    tracked = (np.ones((len(window.times), 2)) if window.grf_tracked is None
+               else window.grf_tracked.astype(float))
+    values = [grf_tracking_integrand(forces[k], window.grf[k], groups, weight_n, tracked[k])
+              for k in range(len(window.times))]
+    n = (len(window.times) - 1) // 2
+    h = float(window.times[2] - window.times[0])
+    return float(settings.contact_tracking_weight * np.dot(simpson_weights(n, h), values))
+
+
 def solve_window(spec_path) -> dict:
     started, cpu_started = time.perf_counter(), time.process_time()
     spec, extras, settings = load_spec(spec_path)
@@ -80,15 +107,17 @@ def solve_window(spec_path) -> dict:
               "cpu_seconds": time.process_time() - cpu_started,
               "t0": spec.t0, "t1": spec.t1, "solved_t0": t0, "solved_t1": t1,
               "mesh_points": len(window.times), "settings": asdict(settings),
-              "engine": "casadi",
-              # MocoContactTrackingGoal (force plates) is not mirrored yet.
-              "grf_tracked": False}
+              "engine": "casadi", "grf_tracked": window.grf is not None,
+              "grf_tracked_samples": (int(np.sum(window.grf_tracked))
+                                      if window.grf is not None else 0)}
     if sol.success:
         contact = build_functions(setup)["contact"].map(len(window.times))
         forces, points = contact(sol.q.T, sol.qd.T)
         S = len(setup.spheres)
         forces = np.array(forces).reshape(3, len(window.times), S).transpose(1, 0, 2)
         points = np.array(points).reshape(3, len(window.times), S).transpose(1, 0, 2)
+        if window.grf is not None:
+            result["grf_tracking_cost"] = grf_tracking_cost(setup, window, settings, forces)
         kinematics = kinematics_table(setup, window.times, sol.q, sol.qd, sol.qdd)
         kinetics = actuator_table(setup, window.times, sol.u).join(
             grf_table(setup, window.times, forces, points))

@@ -11,7 +11,7 @@ and its point of application (m), for the GRF tables.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import casadi
 import numpy as np
@@ -99,3 +99,15 @@ def build_functions(setup: ModelSetup) -> dict[str, casadi.Function]:
         "inverse": casadi.Function("inverse", [q, qd, qdd], [tau], opts),
         "contact": casadi.Function("contact", [q, qd], [forces, points], opts),
     }
+
+
+def implied_support(setup: ModelSetup, q, qd, qdd) -> np.ndarray | None:
+    """(P,) vertical ground force (N) that the motion (q, q', q'' as (P, nf)) needs in all, from
+    inverse dynamics without contact: the generalized force of `pelvis_ty`, the ground-vertical
+    translation that moves the whole body (so, by virtual work, sum m_i (a_i,y + g)). None where
+    the model has no free `pelvis_ty`."""
+    if "pelvis_ty" not in setup.free_names:
+        return None
+    k = setup.free_names.index("pelvis_ty")
+    inverse = build_functions(replace(setup, spheres=[]))["inverse"].map(len(q))
+    return np.array(inverse(q.T, qd.T, qdd.T))[k]

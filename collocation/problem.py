@@ -9,7 +9,10 @@ Mirrors `osim.moco_track.build_study` (MocoTrack, Hermite-Simpson):
 - cost, integrated with Simpson's rule over the window (Moco's HS quadrature):
   states_weight * sum (q - q_ref)^2 (pelvis_ty weighted by pelvis_height_weight) +
   states_weight * sum (q' - q'_ref)^2 + effort_weight * sum w_a u_a^2, with w_a =
-  residual_effort_factor for residuals and 1 otherwise;
+  residual_effort_factor for residuals and 1 otherwise; where the window has measured
+  forces (force plates) and contact_tracking_weight > 0, + contact_tracking_weight / (m g) *
+  sum over feet ||F_feet - F_plate||^2 (Moco's MocoContactTrackingGoal, `contact_tracking.py`),
+  of the feet whose plate reading counts (`contact_tracking.tracked_feet`);
 - initial q within initial_value_bound and q' within initial_speed_bound of the reference;
   clamped coordinates within their ranges, speeds within +-50 (Moco's default bounds).
 Exact first and second derivatives come from CasADi's AD; IPOPT with MUMPS, one thread.
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 import casadi
 import numpy as np
 
+from .contact_tracking import body_weight, foot_groups, grf_tracking_integrand
 from .dynamics import ModelSetup, build_functions
 
 SPEED_BOUND = 50.0   # rad/s or m/s, Moco's default speed bounds
@@ -44,6 +48,10 @@ class Window:
     # independent coordinate in q, slope, offset, reference q (P,), reference q' (P,)) for a
     # linear coupler q_dep = slope * q_ind + offset.
     coupled: list = field(default_factory=list)
+    # Measured force per foot (P, 3, 2) (N, ground; right, left) to track, or None, and which
+    # foot's reading is tracked at each point (P, 2) bool (contact_tracking.tracked_feet).
+    grf: np.ndarray | None = None
+    grf_tracked: np.ndarray | None = None
 
 
 @dataclass
@@ -59,7 +67,7 @@ class Solution:
     u: np.ndarray            # (2n+1, A), midpoints interpolated
 
 
-def _simpson_weights(n: int, h: float) -> np.ndarray:
+def simpson_weights(n: int, h: float) -> np.ndarray:
     w = np.zeros(2 * n + 1)
     w[0:-1:2] += h / 6.0
     w[2::2] += h / 6.0
@@ -133,20 +141,37 @@ def guess_controls(functions, setup: ModelSetup, window: Window, q: np.ndarray) 
     return np.clip(u, window.u_lower, window.u_upper)
 
 
-def _point_derivatives(functions, nf: int):
+def _grf_point(functions, setup: ModelSetup, nf: int) -> casadi.Function:
+    """(q, q', plate (8,) = measured right xyz, left xyz, tracked right, left) -> the
+    contact-tracking integrand / (m g) at one point (N; see `contact_tracking.py`)."""
+    q, qd, plate = casadi.SX.sym("q", nf), casadi.SX.sym("qd", nf), casadi.SX.sym("plate", 8)
+    forces, _ = functions["contact"](q, qd)
+    value = grf_tracking_integrand(forces, casadi.reshape(plate[:6], 3, 2), foot_groups(setup),
+                                   body_weight(setup.tree), plate[6:])
+    return casadi.Function("grf_point", [q, qd, plate], [value], {"cse": True})
+
+
+def _point_derivatives(functions, nf: int, grf_point: casadi.Function | None = None):
     """Per-point SX functions of z = (q, q', q''): the Jacobian of inverse dynamics and the
-    Hessian of lam . inverse dynamics. Every nonlinear term of the NLP lives in one point's
-    inverse dynamics (the cost is quadratic, collocation linear, actuators enter linearly), so
-    the NLP's Jacobian and Hessian are these blocks plus constants. Assembled by hand they cost
-    a fraction of what CasADi's generic MX derivatives of the mapped function cost."""
+    Hessian of lam . inverse dynamics (+ s * the contact-tracking integrand, with the plate data
+    of `_grf_point` and s as inputs, where plates are tracked). Every other nonlinear term of
+    the NLP lives in one point's inverse dynamics (the cost is quadratic, collocation linear,
+    actuators enter linearly), so the NLP's Jacobian and Hessian are these blocks plus
+    constants. Assembled by hand they cost a fraction of what CasADi's generic MX derivatives
+    of the mapped function cost."""
     z = casadi.SX.sym("z", 3 * nf)
     lam = casadi.SX.sym("lam", nf)
     tau = functions["inverse"](z[:nf], z[nf:2 * nf], z[2 * nf:])
     jac = casadi.jacobian(tau, z)
-    hess = casadi.hessian(casadi.dot(lam, tau), z)[0]
+    lagrangian, inputs = casadi.dot(lam, tau), [z, lam]
+    if grf_point is not None:
+        plate, s = casadi.SX.sym("plate", 8), casadi.SX.sym("s")
+        lagrangian = lagrangian + s * grf_point(z[:nf], z[nf:2 * nf], plate)
+        inputs += [plate, s]
+    hess = casadi.hessian(lagrangian, z)[0]
     opts = {"cse": True}
     return (casadi.Function("jac_point", [z], [jac], opts),
-            casadi.Function("hess_point", [z, lam], [hess], opts))
+            casadi.Function("hess_point", inputs, [hess], opts))
 
 
 def build_nlp(setup: ModelSetup, window: Window, settings):
@@ -190,7 +215,7 @@ def build_nlp(setup: ModelSetup, window: Window, settings):
     ws = casadi.DM(state_weights(setup, settings))
     wu = casadi.DM(control_weights(setup, settings))
     dq, dqd = Q - casadi.DM(window.q_ref.T), QD - casadi.DM(window.qd_ref.T)
-    quadrature = casadi.DM(_simpson_weights(n, h))
+    quadrature = casadi.DM(simpson_weights(n, h))
     per_point = casadi.mtimes(ws.T, dq ** 2) + casadi.sum1(dqd ** 2)
     for k, slope, offset, ref, ref_speed in window.coupled:
         per_point = per_point + ((slope * Q[k, :] + offset - casadi.DM(ref).T) ** 2
@@ -198,13 +223,27 @@ def build_nlp(setup: ModelSetup, window: Window, settings):
     tracking = casadi.mtimes(settings.states_weight * per_point, quadrature)
     effort = casadi.mtimes(settings.effort_weight * casadi.mtimes(wu.T, U_all ** 2), quadrature)
     objective = p * tracking + effort
+    grf_point = None
+    if window.grf is not None and settings.contact_tracking_weight > 0:
+        # Moco's MocoContactTrackingGoal: weight / (m g) * integral of sum over feet of
+        # ||F_model - F_measured||^2 (contact_tracking.py), Simpson like the terms above, over
+        # the feet whose plate reading counts.
+        grf_point = _grf_point(functions, setup, nf)
+        tracked = (np.ones((npts, 2)) if window.grf_tracked is None
+                   else window.grf_tracked.astype(float))
+        # (8, P): per point measured right xyz, left xyz, then tracked right, left
+        plate = casadi.DM(np.hstack([window.grf.transpose(0, 2, 1).reshape(npts, 6),
+                                     tracked]).T)
+        contact = settings.contact_tracking_weight * casadi.mtimes(
+            grf_point.map(npts)(Q, QD, plate), quadrature)
+        objective = objective + contact
 
     # Constant parts of the derivatives, evaluated once (the expressions are linear/quadratic).
     zero = np.zeros(x.shape[0])
     jac_linear = casadi.Function("jl", [x], [casadi.jacobian(linear, x)])(zero)
     hess_tracking = casadi.Function("ht", [x], [casadi.hessian(tracking, x)[0]])(zero)
     hess_effort = casadi.Function("he", [x], [casadi.hessian(effort, x)[0]])(zero)
-    jac_point, hess_point = _point_derivatives(functions, nf)
+    jac_point, hess_point = _point_derivatives(functions, nf, grf_point)
     nu = na * (n + 1)
 
     blocks = casadi.horzsplit(jac_point.map(npts)(Z), nz)
@@ -215,7 +254,10 @@ def build_nlp(setup: ModelSetup, window: Window, settings):
                             ["g", "jac_g_x"])
     lam_f, lam_g = casadi.MX.sym("lam_f"), casadi.MX.sym("lam_g", g.shape[0])
     lam_points = casadi.reshape(lam_g[:nf * npts], nf, npts) / mass
-    blocks = casadi.horzsplit(hess_point.map(npts)(Z, lam_points), nz)
+    point_args = [Z, lam_points]
+    if grf_point is not None:
+        point_args += [plate, lam_f * settings.contact_tracking_weight * quadrature.T]
+    blocks = casadi.horzsplit(hess_point.map(npts)(*point_args), nz)
     hess_nl = casadi.diagcat(*blocks, casadi.MX(nu, nu))
     hess = casadi.triu(lam_f * (p * hess_tracking + hess_effort) + hess_nl)
     hess_lag = casadi.Function("hess_lag", [x, p, lam_f, lam_g], [hess],

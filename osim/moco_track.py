@@ -61,7 +61,8 @@ class TrackSettings:
     weld_joints: tuple[str, ...] = ()    # joints the trial does not track (e.g. wrists, mtp)
     timeout_s: float = 1800.0
     # "moco" (MocoTrack, the reference) or "casadi" (collocation/: the same problem with exact
-    # derivatives, in a process that never imports opensim; no force-plate tracking yet).
+    # derivatives, in a process that never imports opensim; tracks force plates too, see
+    # docs/engine.md for where it differs from MocoContactTrackingGoal).
     engine: str = "moco"
 
 
