@@ -55,7 +55,7 @@ def with_overrides(cfg, spec: str):
             weights[key] = float(value)
         else:
             kind = type(getattr(cfg, key))
-            fields[key] = kind(value)
+            fields[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
     return replace(cfg, weights=replace(cfg.weights, **weights), **fields)
 
 
@@ -105,7 +105,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--variants", nargs="+", default=["full", "mlp", "kin_only"],
                     help=f"of {list(VARIANTS)}; NAME:w=v,... overrides loss weights "
-                         "or config fields (e.g. full:q=20,lr=0.003)")
+                         "or config fields (e.g. full:q=20,lr=0.003; full:seed=100 re-initialises "
+                         "the networks on the same split)")
     ap.add_argument("--out", default="", help="optional JSON of the results")
     args = ap.parse_args()
     root = Path(args.warehouse)

@@ -6,10 +6,10 @@ weights γ act on comparable numbers; how that changes the paper's γ is in docs
 
     Lλ    GRF per foot λ̂ vs Moco's (frames and feet with ground truth)
     Lτ    joint torques τ̂ vs Moco's
-    Lq    q̂fd, the FD layer's integration of τ̂, λ̂, vs the reference q one frame later, in
-          the model's kinetic-energy metric: eᵀM(q)e / (m·H²) (default; "coordinate": each
-          coordinate in units of its spread)
-    LJ    FK(q̂fd) bony landmarks and joint centres vs FK(q), in units of body height
+    Lq    q̂fd, the FD layer's step with τ̂, λ̂, vs the same step driven by the reference q̈
+          (integrator_targets; TrainConfig.fd_target), in the kinetic-energy metric
+          eᵀM(q)e / (m·H²) (default; "coordinate": each coordinate in units of its spread)
+    LJ    FK(q̂fd) bony landmarks and joint centres vs FK of Lq's target, in body heights
     Lvel  the IKT's q̂ velocity (central differences) vs the reference q̇, per frame
     Lacc  the IKT's q̂ acceleration (second differences) vs the reference q̈, per frame²
 (Lq, Lik, Lvel and Lacc are all in units of each coordinate's spread in the training set.)
@@ -78,6 +78,32 @@ def central_velocity(q: torch.Tensor, dt: float) -> torch.Tensor:
 def second_difference(q: torch.Tensor, dt: float) -> torch.Tensor:
     """d²q/dt² (..., T-2, C) at frames 1..T-2."""
     return (q[..., 2:, :] - 2 * q[..., 1:-1, :] + q[..., :-2, :]) / dt ** 2
+
+
+def integrator_targets(q0: torch.Tensor, qd0: torch.Tensor, qdd: torch.Tensor, dt: float,
+                       method: str = "semi_implicit") -> torch.Tensor:
+    """Where one step of the FD layer's integrator lands when driven by the reference
+    accelerations: Lq's and LJ's target. q0, qd0, qdd (..., C) rad|m, rad/s|m/s, rad/s²|m/s²;
+    with qdd (..., K, C) and q0, qd0 (..., C): a K-step rollout from the one start.
+
+    Why not the reference's next frame q_{t+1}: semi-implicit Euler with the exact q̈ reaches
+    q + dt·q̇ + dt²·q̈, a dt²·q̈/2 overshoot of q_{t+1} (Taylor). On a squat that gap is larger
+    than the one a 2% body-weight GRF error makes, so against q_{t+1} the loss is smallest for
+    forces that give about half the true accelerations. Against this target it is zero for the
+    reference τ and λ. "rk4" holds τ, λ over the step, i.e. q̈ ≈ constant: q + dt·q̇ + dt²·q̈/2.
+    """
+    if method not in ("semi_implicit", "rk4"):
+        raise ValueError(f"unknown integrator {method!r}; use 'semi_implicit' or 'rk4'")
+    half = 1.0 if method == "semi_implicit" else 0.5
+    if q0.dim() == qdd.dim():
+        return q0 + dt * qd0 + half * dt ** 2 * qdd
+    q, qd, out = q0, qd0, []
+    for k in range(qdd.shape[-2]):
+        a = qdd[..., k, :]
+        q = q + dt * qd + half * dt ** 2 * a
+        qd = qd + dt * a
+        out.append(q)
+    return torch.stack(out, dim=-2)
 
 
 def total_loss(terms: dict[str, torch.Tensor], weights: LossWeights,

@@ -158,7 +158,7 @@ class Stepper:
         else:
             q_fd, _, _ = phys.fd.multi_frame(q0[:, 0], qd0[:, 0], p["tau"], p["contact"], dt)
             targets = torch.arange(1, T)
-        ref_q = batch["q"][:, targets]
+        ref_q = self.fd_targets(batch, q0, qd0, frames if cfg.output == "single" else None)
         if cfg.lq_metric == "mass":
             with torch.no_grad():  # the metric is a fixed weighting, not a path for gradients
                 metric = phys.fd.mass_matrix(ref_q) / (batch["mass_kg"] * batch["height_m"] ** 2)
@@ -166,11 +166,34 @@ class Stepper:
         else:
             out = {"q": L.masked_mse((q_fd - ref_q) / n["q_std"], torch.zeros_like(q_fd))}
         if "J" in cfg.losses:
-            ref_J = phys.reference_points(windows)[batch["index"]][:, targets]
+            if cfg.fd_target == "next_frame" or cfg.output == "multi":
+                ref_J = phys.reference_points(windows)[batch["index"]][:, targets]
+            else:
+                with torch.no_grad():
+                    ref_J = phys.fk(ref_q)
             out["J"] = L.masked_mse(phys.fk(q_fd) / batch["height_m"],
                                     ref_J / batch["height_m"])
         self.fd_seconds += time.perf_counter() - t0
         return out
+
+    def fd_targets(self, batch: dict, q0: torch.Tensor, qd0: torch.Tensor,
+                   frames: torch.Tensor | None) -> torch.Tensor:
+        """Lq's target (B, K, C) for the frames after `frames`, as `cfg.fd_target` says:
+        "next_frame" the reference q there; "reference" one integrator step driven by the
+        reference q̈ from the reference state; "own_start" the same from the FD layer's own
+        start (q0, q̇0: the IKT's state on predicted embeddings, so its pose error is not a
+        target for τ̂). Multi-frame-out (frames None) compares the rollout with the reference
+        frames 1..T-1: a rollout with the true τ drifts from the reference's own q̈ as much as
+        from the reference frames (tests/test_losses_fd_target.py), so no target is exact."""
+        cfg = self.cfg
+        if frames is None:
+            return batch["q"][:, 1:]
+        if cfg.fd_target == "next_frame":
+            return batch["q"][:, frames + 1]
+        if cfg.fd_target == "reference":
+            q0, qd0 = batch["q"], batch["qd"]
+        return L.integrator_targets(q0[:, frames], qd0[:, frames], batch["qdd"][:, frames],
+                                    batch["dt"], cfg.integrator)
 
 
 def denormalise_kinetics(n: dict, tau_n: torch.Tensor, contact_n: torch.Tensor, mass: float,
@@ -241,7 +264,8 @@ def _average_gradients(net: torch.nn.Module, world: int) -> None:
 
 
 def _run_split(stepper: Stepper, windows: list[Windows], cfg: TrainConfig, phase: str,
-               generator: torch.Generator, optimizer=None) -> dict[str, float]:
+               generator: torch.Generator, optimizer=None,
+               average: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
     """One pass; trains when an optimizer is given. Returns the window-weighted mean terms.
     Under torchrun each rank trains on its share of the batches (the same number per rank, so
     every optimizer step is a collective one) and the means are over all ranks."""
@@ -264,6 +288,8 @@ def _run_split(stepper: Stepper, windows: list[Windows], cfg: TrainConfig, phase
             if world > 1:
                 _average_gradients(stepper.net, world)
             optimizer.step()
+            if average is not None:
+                _update_average(average, stepper.net, cfg.weight_average)
         b = len(idx)
         count += b
         for k, v in {"loss": total, **terms}.items():
@@ -315,10 +341,14 @@ def fit(cfg: TrainConfig, cohort: Cohort, multibodies: dict[str, Multibody] | No
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, cfg.lr_step, cfg.lr_gamma)
     rows, start = [], 0
     if state is not None:
-        net.load_state_dict(state["model"])
+        net.load_state_dict(state.get("trained", state["model"]))
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         rows, start = state["metrics"], state["epoch"]
+    average = None
+    if cfg.weight_average > 0:
+        average = {k: v.detach().clone() for k, v in
+                   (state["model"] if state is not None else net.state_dict()).items()}
     stepper = Stepper(cfg, norm, net, physics)
     began = time.perf_counter()
     for epoch in range(start, cfg.epochs):
@@ -330,7 +360,7 @@ def fit(cfg: TrainConfig, cohort: Cohort, multibodies: dict[str, Multibody] | No
         lr = optimizer.param_groups[0]["lr"]
         t0 = time.perf_counter()
         net.train()
-        tr = _run_split(stepper, train, cfg, phase, generator, optimizer)
+        tr = _run_split(stepper, train, cfg, phase, generator, optimizer, average)
         seconds = time.perf_counter() - t0
         net.eval()
         va = _run_split(stepper, val, cfg, phase, generator) if val else {}
@@ -340,8 +370,10 @@ def fit(cfg: TrainConfig, cohort: Cohort, multibodies: dict[str, Multibody] | No
                 rows.append(_row(epoch, phase, split_name, m, lr, seconds))
         rank, world = distributed()
         if rank == 0:  # one writer; every rank holds the same weights after the step
+            extra = {"trained": net.state_dict()} if average is not None else {}
             _save_atomic({"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(),
-                          "net": net.cfg.to_dict(), "model": net.state_dict(),
+                          "net": net.cfg.to_dict(), **extra,
+                          "model": average if average is not None else net.state_dict(),
                           "optimizer": optimizer.state_dict(),
                           "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
                           "normalizer": norm.to_dict(), "split": split,
@@ -357,6 +389,19 @@ def fit(cfg: TrainConfig, cohort: Cohort, multibodies: dict[str, Multibody] | No
     return {"epochs_done": done, "complete": done == cfg.epochs, "metrics": rows,
             "seconds": time.perf_counter() - began, "fd_seconds": stepper.fd_seconds,
             "split": split}
+
+
+@torch.no_grad()
+def _update_average(average: dict[str, torch.Tensor], net: torch.nn.Module, decay: float) -> None:
+    """Exponential moving average of the weights after each optimizer step (what the
+    checkpoint's "model", and so Predict and Evaluate, use; "trained" holds the raw weights
+    that training resumes from). Why: on 4 training subjects the last step's weights
+    generalise to a new subject very differently from one seed to the next (docs/model.md)."""
+    for k, v in net.state_dict().items():
+        if v.is_floating_point():
+            average[k].mul_(decay).add_(v, alpha=1.0 - decay)
+        else:
+            average[k].copy_(v)
 
 
 def _row(epoch: int, phase: str, split: str, m: dict, lr: float, seconds: float) -> dict:
