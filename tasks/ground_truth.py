@@ -173,6 +173,9 @@ class TrackMoco(HashedTask):
     mesh_interval = luigi.FloatParameter(default=0.0, description="s; 0 = the preset's")
     filter_hz = luigi.FloatParameter(default=0.0, description="low-pass of the tracked "
                                      "coordinates, Hz; 0 = the preset's")
+    contact_tracking_weight = luigi.FloatParameter(
+        default=-1.0, description="weight of the force-plate tracking term (trials with plates);"
+        " 0 = plates not tracked; negative = the preset's (1e-2, Moco's example)")
     engine = luigi.ChoiceParameter(default="moco", choices=["moco", "casadi"],
                                    description="moco (MocoTrack) or casadi (collocation/)")
     max_window_s = luigi.FloatParameter(default=2.0)
@@ -215,6 +218,8 @@ class TrackMoco(HashedTask):
             settings = replace(settings, mesh_interval=self.mesh_interval)
         if self.filter_hz > 0:
             settings = replace(settings, filter_hz=self.filter_hz)
+        if self.contact_tracking_weight >= 0:
+            settings = replace(settings, contact_tracking_weight=self.contact_tracking_weight)
         settings = replace(settings, engine=self.engine)
         return replace(settings, weld_joints=tuple(self.weld_joints), timeout_s=self.timeout_s)
 

@@ -1,6 +1,7 @@
 """The engine setting of the ground-truth path: the same window through `track_trial` with
 engine="casadi" is solved by collocation/ in its own process (the tree exported here, by the
 opensim process) and comes back as the same tables, recorded with its engine."""
+import json
 from dataclasses import replace
 
 import pandas as pd
@@ -30,3 +31,18 @@ def test_standing_through_the_casadi_engine(tmp_path):
     assert summary["quality"]["residual_force_rms_bw"] < 0.01
     kinetics = pd.read_parquet(workdir / "kinetics.parquet")
     assert {"knee_angle_r_moment", "ground_force_r_vy", "ground_force_l_px"} <= set(kinetics)
+
+
+def test_plate_tracking_weight_is_a_hashed_setting():
+    """TrackMoco's contact_tracking_weight replaces the preset's (negative keeps it) and, like
+    every setting, gives the solution a path of its own."""
+    from tasks.ground_truth import TrackMoco
+
+    default = TrackMoco(subject="S01", trial="walk_01")
+    heavier = TrackMoco(subject="S01", trial="walk_01", contact_tracking_weight=0.05)
+    off = TrackMoco(subject="S01", trial="walk_01", contact_tracking_weight=0.0)
+    assert default._settings().contact_tracking_weight == 1e-2
+    assert heavier._settings().contact_tracking_weight == 0.05
+    assert off._settings().contact_tracking_weight == 0.0
+    # What settings_hash() hashes for this task (the upstream hashes need the raw files).
+    assert len({json.dumps(t.settings(), sort_keys=True) for t in (default, heavier, off)}) == 3
