@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ import pandas as pd
 
 from pipeline import motions
 from pipeline.c3d import write_points_c3d
+from pipeline.errors import PipelineError
 from pipeline.opensim_files import write_sto
 
 # Stature (m) by sex: about the mean and SD of US adults aged 20-39 in NHANES 2015-2018
@@ -157,9 +159,18 @@ def trial_motion(subject: dict, trial: str, seed: int = 0):
     return motion, rng
 
 
+def _skipped(folder: Path) -> dict:
+    """Trials the generation left out of a written subject, with why (generation.json)."""
+    record = folder / "_truth" / "generation.json"
+    return json.loads(record.read_text()).get("skipped", {}) if record.exists() else {}
+
+
 def _subject_complete(folder: Path, activities) -> bool:
-    return (folder / "subject.json").exists() and all(
-        (folder / f"{trial}.c3d").exists() for trial in (STATIC_TRIAL, *activities))
+    if not (folder / "subject.json").exists():
+        return False
+    skipped = _skipped(folder)
+    return all((folder / f"{trial}.c3d").exists() or trial in skipped
+               for trial in (STATIC_TRIAL, *activities))
 
 
 def write_subject(raw_dir, subject: dict, *, seed: int = 0, activities=None,
@@ -186,7 +197,7 @@ def write_subject(raw_dir, subject: dict, *, seed: int = 0, activities=None,
     scratch = tmp / "_scratch"                 # solver folders; removed before publishing
     model_file = scratch / "model.osim"
     scratch.mkdir()
-    written = []
+    written, skipped = [], {}
     try:
         for trial in [STATIC_TRIAL, *activities]:
             motion, rng = trial_motion(subject, trial, seed)
@@ -196,9 +207,17 @@ def write_subject(raw_dir, subject: dict, *, seed: int = 0, activities=None,
                 # A stride must obey Newton to be ground truth (osim.synthetic_dynamics).
                 if not model_file.exists():
                     model.printToXML(str(model_file))
-                coords, kinetics = solve_consistent(
-                    model_file, coords, scratch / trial, mass_kg=subject["mass_kg"],
-                    height_m=subject["height_m"], trial=f"{subject['id']}/{trial}")
+                try:
+                    coords, kinetics = solve_consistent(
+                        model_file, coords, scratch / trial, mass_kg=subject["mass_kg"],
+                        height_m=subject["height_m"], trial=f"{subject['id']}/{trial}")
+                except PipelineError as err:
+                    # A stride the solver cannot make consistent costs that trial, not the
+                    # subject or the cohort; generation.json says which and why.
+                    skipped[trial] = str(err)
+                    print(f"warning: {subject['id']}/{trial} not written: {err}",
+                          file=sys.stderr)
+                    continue
                 write_sto(tmp / "_truth" / f"{trial}_kinetics.sto", kinetics, in_degrees=False,
                           name=f"{trial}_kinetics")
                 written.append(f"_truth/{trial}_kinetics.sto")
@@ -217,7 +236,7 @@ def write_subject(raw_dir, subject: dict, *, seed: int = 0, activities=None,
         (tmp / "subject.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         generation = {"seed": seed, "subject": subject, "activities": activities,
                       "monocular": monocular, "rate_hz": RATE_HZ,
-                      "marker_noise_mm": MARKER_NOISE_MM}
+                      "marker_noise_mm": MARKER_NOISE_MM, "skipped": skipped}
         (tmp / "_truth" / "generation.json").write_text(json.dumps(generation, indent=2) + "\n",
                                                        encoding="utf-8")
         written += ["subject.json", "_truth/generation.json"]

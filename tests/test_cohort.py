@@ -241,3 +241,23 @@ def test_pipeline_cohort_imports_without_opensim():
     code = ("import sys, pipeline.cohort, pipeline.motions; "
             "sys.exit(int('opensim' in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_a_walk_that_will_not_solve_costs_that_trial_only(tmp_path, subject, monkeypatch):
+    """The rest of the subject is written, generation.json says which trial is missing and why,
+    and the subject counts as complete (no solve is repeated on the next write_cohort)."""
+    import osim.synthetic_dynamics as synthetic_dynamics
+    from pipeline.errors import SolveError
+
+    def fails(*args, trial="", **kwargs):
+        raise SolveError("window did not solve", trial=trial)
+
+    monkeypatch.setattr(synthetic_dynamics, "solve_consistent", fails)
+    written = cohort.write_cohort(tmp_path, n_subjects=1, seed=SEED,
+                                  activities=["walk_short_01"])
+    folder = tmp_path / "S01"
+    assert folder / "static.c3d" in written and not (folder / "walk_short_01.c3d").exists()
+    record = json.loads((folder / "_truth" / "generation.json").read_text())
+    assert "did not solve" in record["skipped"]["walk_short_01"]
+    assert cohort.write_cohort(tmp_path, n_subjects=1, seed=SEED,
+                               activities=["walk_short_01"]) == []
