@@ -20,10 +20,11 @@ from pathlib import Path
 
 import luigi
 import pandas as pd
+from luigi.util import inherits
 
 from .base import paths, write_json_atomic
 from .ground_truth import BuildDataset
-from .train import OutputModeParameter, TrainModel
+from .train import TrainModel
 
 # The paper's Table 3 rows (loss switches; the first is the kinematics-only baseline) and
 # Table 4 rows (frames out of the FD layer per step).
@@ -40,27 +41,21 @@ def reports_root() -> Path:
     return Path(paths().artifacts).resolve() / "reports"
 
 
+@inherits(TrainModel)
 class Evaluate(luigi.Task):
     """The paper's metrics of a trained run on its test subjects, and the HTML report. Takes
-    TrainModel's parameters and passes them through."""
+    TrainModel's parameters (`luigi.util.inherits`) and passes them through."""
 
-    run_name = luigi.Parameter(description="the training run to evaluate")
-    seed = luigi.IntParameter(default=0, description="as TrainModel")
-    preset = luigi.ChoiceParameter(default="default", choices=["default", "paper", "tiny"],
-                                   description="as TrainModel")
-    losses = luigi.ListParameter(default=["lambda", "tau", "q", "J"],
-                                 description="as TrainModel")
-    output = OutputModeParameter(default="single", choices=["single", "multi"],
-                        description="as TrainModel: FD single- or multi-frame-out")
-    architecture = luigi.ChoiceParameter(default="monomsk", choices=["monomsk", "mlp"],
-                                         description="as TrainModel")
-    epochs = luigi.IntParameter(default=0, description="as TrainModel")
+    # inherits() skips a name the class already has, and every Task has output(): this one is
+    # passed through by hand (see OutputModeParameter).
+    output = TrainModel.output
     report = luigi.Parameter(default="", description="report folder under <artifacts>/reports; "
                              "empty = the run name")
 
     def requires(self):
+        # Not self.clone(): it reads parameters as attributes, and `output` reads as a method.
         names = [name for name, _ in TrainModel.get_params()]
-        return TrainModel(**{n: self.param_kwargs[n] for n in names if n in self.param_kwargs})
+        return TrainModel(**{n: self.param_kwargs[n] for n in names})
 
     def report_dir(self) -> Path:
         return reports_root() / (self.report or self.run_name)

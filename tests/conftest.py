@@ -1,4 +1,5 @@
 """Shared test fixtures: where the read-only reference data lives."""
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,45 @@ def standing_trial(folder: Path, seconds: float, height_m: float = 1.75, mass_kg
                           for c in model.getCoordinateSet()}, index=pd.Index(times, name="time"))
     write_sto(folder / "ik.sto", table)
     return model_path, folder / "ik.sto"
+
+
+@contextmanager
+def luigi_paths_set(**folders):
+    """Luigi's [paths] (raw, warehouse, artifacts) pointed at `folders` for the block, restored
+    afterwards (tasks read them from the process-wide configuration)."""
+    import luigi
+
+    config = luigi.configuration.get_config()
+    saved = {key: config.get("paths", key, None) for key in folders}
+    for key, folder in folders.items():
+        config.set("paths", key, str(folder))
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                config.remove_option("paths", key)
+            else:
+                config.set("paths", key, value)
+
+
+def check_standing_solution(workdir: Path, mass_kg: float) -> tuple:
+    """What both engines must show for a still, symmetric stance (their kinematics.sto and
+    kinetics.sto in `workdir`): the feet carry the body weight, each about half, the pelvis
+    residual does not; the CoP on the floor; the knees straight. Returns (kinematics, kinetics)
+    for the engine-specific checks."""
+    import numpy as np
+
+    from pipeline.opensim_files import read_sto
+
+    kinetics = read_sto(Path(workdir) / "kinetics.sto")
+    weight = mass_kg * 9.80665
+    vertical = kinetics["ground_force_r_vy"] + kinetics["ground_force_l_vy"]
+    np.testing.assert_allclose(vertical / weight, 1.0, atol=0.02)
+    np.testing.assert_allclose(kinetics["ground_force_r_vy"] / weight, 0.5, atol=0.05)
+    assert np.abs(kinetics["pelvis_ty_force"]).max() < 0.01 * weight
+    assert np.all(np.abs(kinetics["ground_force_r_py"]) < 1e-9)
+    kinematics = read_sto(Path(workdir) / "kinematics.sto")
+    assert {"knee_angle_r", "knee_angle_r_speed", "knee_angle_r_accel"} <= set(kinematics)
+    assert np.degrees(np.abs(kinematics["knee_angle_r"]).max()) < 1.0
+    return kinematics, kinetics

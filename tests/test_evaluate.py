@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import luigi_paths_set
 
 from models.dynamics import Multibody
 from models.evaluation import evaluate_predictor, write_tables
@@ -197,20 +198,10 @@ def test_markdown_table():
 def luigi_paths(warehouse, tmp_path):
     """[paths] at the test warehouse, an empty raw folder (BuildDataset has nothing left to do)
     and a fresh artifacts folder; restored afterwards."""
-    import luigi
-
-    config = luigi.configuration.get_config()
-    saved = {k: config.get("paths", k, None) for k in ("raw", "warehouse", "artifacts")}
     (tmp_path / "raw").mkdir()
-    config.set("paths", "raw", str(tmp_path / "raw"))
-    config.set("paths", "warehouse", str(warehouse))
-    config.set("paths", "artifacts", str(tmp_path / "artifacts"))
-    yield tmp_path / "artifacts"
-    for key, value in saved.items():
-        if value is None:
-            config.remove_option("paths", key)
-        else:
-            config.set("paths", key, value)
+    with luigi_paths_set(raw=tmp_path / "raw", warehouse=warehouse,
+                         artifacts=tmp_path / "artifacts"):
+        yield tmp_path / "artifacts"
 
 
 def test_run_all_trains_tiny_evaluates_and_reports(luigi_paths):

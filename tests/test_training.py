@@ -6,6 +6,7 @@ import luigi
 import pandas as pd
 import pytest
 import torch
+from conftest import luigi_paths_set
 from fake_cohort import cached_warehouse
 
 from models.config import make_config
@@ -88,16 +89,8 @@ def test_resumed_run_ends_with_the_same_weights(warehouse, tmp_path):
 
 @pytest.fixture
 def luigi_paths(warehouse, tmp_path):
-    config = luigi.configuration.get_config()
-    old = {k: config.get("paths", k, None) for k in ("warehouse", "artifacts")}
-    config.set("paths", "warehouse", str(warehouse[0]))
-    config.set("paths", "artifacts", str(tmp_path / "artifacts"))
-    yield tmp_path / "artifacts"
-    for k, v in old.items():
-        if v is None:
-            config.remove_option("paths", k)
-        else:
-            config.set("paths", k, v)
+    with luigi_paths_set(warehouse=warehouse[0], artifacts=tmp_path / "artifacts"):
+        yield tmp_path / "artifacts"
 
 
 def test_train_model_tiny_end_to_end(luigi_paths):
