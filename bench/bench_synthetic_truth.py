@@ -16,9 +16,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.opensim_files import read_sto
+from pipeline.quality import GRAVITY
 from warehouse.store import read_table
-
-GRAVITY = 9.80665
 
 
 def rmse(a, b) -> float:

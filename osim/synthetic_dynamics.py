@@ -30,6 +30,7 @@ from pipeline.errors import QualityError
 from pipeline.opensim_files import read_sto, write_sto
 from pipeline.quality import Gates
 from pipeline.signal import hermite_resample
+from pipeline.windows import stitch
 
 from .ground_truth import track_trial
 from .moco_track import PRESETS
@@ -91,13 +92,7 @@ def solve_consistent(model_path: Path, coords: pd.DataFrame, workdir: Path, *, m
     for name in ("mtp_angle_r", "mtp_angle_l"):
         if name in truth and name not in solved:
             truth[name] = 0.0               # welded at its default in the solution
-    kinetics_frames = pd.DataFrame(
-        np.column_stack([np.interp(frames, kinetics.index.to_numpy(), kinetics[c].to_numpy())
-                         for c in kinetics.columns]),
-        index=pd.Index(frames, name="time"), columns=kinetics.columns)
-    quality = summary["quality"]
     if not np.isfinite(truth.to_numpy()).all():
         raise QualityError("the consistent stride has non-finite coordinates", trial=trial,
                            file=str(workdir))
-    truth.attrs["generation_quality"] = quality
-    return truth, kinetics_frames
+    return truth, stitch([kinetics], frames)
