@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from conftest import WELD
 
-WELD = ["mtp_r", "mtp_l", "acromial_r", "acromial_l", "elbow_r", "elbow_l", "radioulnar_r",
-        "radioulnar_l", "radius_hand_r", "radius_hand_l"]
 GOOD = "S01"
 REPO = Path(__file__).resolve().parents[1]
 

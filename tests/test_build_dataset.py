@@ -13,33 +13,17 @@ from pathlib import Path
 import luigi
 import numpy as np
 import pytest
+from data_factory import good_subject, tiny_config
 
 from warehouse import catalog, store
-
-WELD = ["mtp_r", "mtp_l", "acromial_r", "acromial_l", "elbow_r", "elbow_l", "radioulnar_r",
-        "radioulnar_l", "radius_hand_r", "radius_hand_l"]
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from pipeline.cohort import sample_subjects, write_subject
-
     root = tmp_path_factory.mktemp("lab")
-    subject = sample_subjects(1, seed=3)[0]
-    write_subject(root / "raw", subject, seed=3, activities=[])
-    folder = root / "raw" / subject["id"]
-    shutil.copy(folder / "static.c3d", folder / "stand_01.c3d")
-    (root / "luigi.cfg").write_text(f"""
-[paths]
-raw = {root / 'raw'}
-warehouse = {root / 'warehouse'}
-artifacts = {root / 'artifacts'}
-
-[TrackMoco]
-mesh_interval = 0.25
-weld_joints = {json.dumps(WELD)}
-""")
-    return root, subject["id"]
+    folder = good_subject(root / "raw", trials=("stand_01",))
+    tiny_config(root)
+    return root, folder.name
 
 
 RAN: list[tuple[str, str]] = []
