@@ -235,6 +235,10 @@ def build_study(spec: WindowSpec):
     solver.set_optim_convergence_tolerance(settings.convergence_tolerance)
     solver.set_optim_constraint_tolerance(settings.constraint_tolerance)
     solver.set_optim_max_iterations(settings.max_iterations)
+    # MocoTrack turns mesh_interval into ceil((t1 - t0) / mesh_interval) intervals, and in
+    # floating point (1.1 - 0.6) / 0.025 = 20.000000000000004: 21 intervals of 0.0238 s instead
+    # of 20 of 0.025 s. Set the count both engines use (collocation.reference.mesh_window).
+    solver.set_num_mesh_intervals(n)
     # One thread per solve: trials run in parallel instead (trap 5).
     solver.set_parallel(0)
     solver.resetProblem(problem)

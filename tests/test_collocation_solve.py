@@ -35,8 +35,8 @@ def standing(tmp_path_factory):
 
 
 def _spec(root: Path, model_path: Path, name: str, **overrides) -> dict:
-    settings = replace(TrackSettings(), mesh_interval=0.1, weld_joints=WELD, filter_hz=6.0,
-                       **overrides)
+    settings = replace(TrackSettings(), **{"mesh_interval": 0.1, "weld_joints": WELD,
+                                           "filter_hz": 6.0, **overrides})
     return {"model": str(model_path), "coordinates": str(root / "ik.sto"), "t0": 0.0,
             "t1": 0.3, "workdir": str(root / name), "settings": asdict(settings),
             "tree": str(root / "tree.json"), "engine": "casadi"}
@@ -127,3 +127,21 @@ def test_spec_without_tree_is_refused(standing):
     assert done.returncode == 2
     assert "no 'tree'" in done.stderr and "write_tree" in done.stderr
     assert not (root / "no_tree" / "result.json").exists()
+
+
+def test_moco_grid_is_the_engines_grid(standing):
+    """Both engines lay n intervals of exactly mesh_interval (collocation.reference.mesh_window).
+    MocoTrack alone would make ceil(duration / interval) of them, and in floating point
+    (0.275 - 0.125) / 0.025 = 6.000000000000001: 7 intervals of 0.0214 s, a different NLP."""
+    from osim.moco_track import WindowSpec, build_study
+
+    root, model_path = standing
+    spec = {**_spec(root, model_path, "grid", mesh_interval=0.025), "t0": 0.125}
+    spec.pop("tree"), spec.pop("engine")
+    study, *_ = build_study(WindowSpec(**spec))
+    guess = opensim.MocoCasADiSolver.safeDownCast(study.updSolver()).createGuess()
+    times = np.array(guess.getTimeMat()).ravel()
+    # 0.125 + 7 * 0.025 lies past 0.3: the window ends at 0.275 (6 intervals), midpoints
+    # included.
+    assert len(times) == 13 and times[-1] == pytest.approx(0.275)
+    assert np.allclose(np.diff(times), 0.0125)
