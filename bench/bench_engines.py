@@ -11,7 +11,9 @@ on the same spec, and the two solutions are compared on Moco's grid:
 - coordinates: RMS difference, degrees, worst rotational coordinate;
 - joint torques: RMS difference, N*m, worst non-pelvis `<c>_moment`;
 - vertical GRF: RMS difference per foot, % body weight, worse foot.
-Acceptance (issue 9): 1 deg, 3 N*m, 3 % BW. --rerun-moco solves Moco again in this run, so the
+Acceptance (issue 9): 1 deg, 3 N*m, 3 % BW. --warm also starts the CasADi engine from Moco's
+solution (spec `guess`): where it stays there, both engines have the same optimum of the same
+NLP, whatever optimum a cold start finds. --rerun-moco solves Moco again in this run, so the
 wall times compare on the same machine load (recorded `solve_seconds` otherwise); the CasADi
 row also gives its process CPU seconds, the fairer number on a shared machine.
 """
@@ -79,8 +81,11 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_casadi(spec: dict, tree: Path, workdir: Path) -> tuple[dict, float, int]:
+def run_casadi(spec: dict, tree: Path, workdir: Path,
+               guess: Path | None = None) -> tuple[dict, float, int]:
     spec = {**spec, "tree": str(tree), "workdir": str(workdir), "engine": "casadi"}
+    if guess is not None:
+        spec["guess"] = str(guess)
     workdir.mkdir(parents=True, exist_ok=True)
     spec_path = workdir / "spec.json"
     spec_path.write_text(json.dumps(spec, indent=2))
@@ -109,6 +114,8 @@ def main() -> None:
     parser.add_argument("--rerun-moco", action="store_true", help="solve Moco again here")
     parser.add_argument("--out", help="write the rows as JSON here")
     parser.add_argument("--scratch", help="keep the solves here (default: a temp folder)")
+    parser.add_argument("--warm", action="store_true",
+                        help="also start the CasADi engine from Moco's solution (same NLP?)")
     args = parser.parse_args()
 
     from osim.export_tree import write_tree
@@ -147,6 +154,15 @@ def main() -> None:
         if code == 0 and moco_result.get("success"):
             mass = sum(b["mass"] for b in json.loads(tree.read_text())["bodies"])
             row.update(compare(moco_dir, here / "casadi", mass * 9.80665))
+        if args.warm and moco_result.get("success"):
+            warm, _, warm_code = run_casadi(spec, tree, here / "casadi_warm", guess=moco_dir)
+            row.update({"warm_iterations": warm.get("iterations"),
+                        "warm_objective": warm.get("objective"), "warm_exit": warm_code})
+            if warm_code == 0:
+                mass = sum(b["mass"] for b in json.loads(tree.read_text())["bodies"])
+                agreement = compare(moco_dir, here / "casadi_warm", mass * 9.80665)
+                row.update({f"warm_{k}": agreement[k] for k in (
+                    "coordinate_rms_deg", "torque_rms_nm", "vertical_grf_rms_pct_bw")})
         rows.append(row)
         print(json.dumps(row), flush=True)
 
@@ -158,6 +174,15 @@ def main() -> None:
               f"{r.get('coordinate_rms_deg', float('nan')):6.2f} "
               f"{r.get('torque_rms_nm', float('nan')):7.2f} "
               f"{r.get('vertical_grf_rms_pct_bw', float('nan')):8.2f}")
+    if args.warm:
+        print(f"\n{'started from Moco':28s} {'it':>4s} {'objective':>10s} {'q deg':>6s} "
+              f"{'tau Nm':>7s} {'GRF %BW':>8s}")
+        for r in rows:
+            print(f"{r['window']:28s} {r.get('warm_iterations') or 0:4d} "
+                  f"{r.get('warm_objective') or float('nan'):10.5f} "
+                  f"{r.get('warm_coordinate_rms_deg', float('nan')):6.2f} "
+                  f"{r.get('warm_torque_rms_nm', float('nan')):7.2f} "
+                  f"{r.get('warm_vertical_grf_rms_pct_bw', float('nan')):8.2f}")
     print(f"\nsolves kept in {scratch}")
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=2))

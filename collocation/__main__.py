@@ -2,7 +2,8 @@
 
 Writes into spec.workdir, like `python -m osim.moco_track`: `result.json` (success, status,
 iterations, objective, solve_seconds, nlp_seconds, cpu_seconds, t0, t1, solved_t0, solved_t1,
-mesh_points, settings, engine "casadi", grf_tracked (spec.grf's force plates tracked, as
+mesh_points, settings, engine "casadi", guess (the solution folder it started from, or
+None: the reference), grf_tracked (spec.grf's force plates tracked, as
 Moco's MocoContactTrackingGoal tracks them), grf_tracked_samples (how many of the 2 x
 mesh_points foot readings are tracked: contact_tracking.tracked_feet), grf_tracking_cost (that
 term of the objective at the solution), columns), `solution.npz` (raw variables, also when not
@@ -31,7 +32,7 @@ from .contact_tracking import (
     tracked_feet,
 )
 from .dynamics import build_functions, implied_support
-from .output import actuator_table, grf_table, kinematics_table
+from .output import actuator_table, grf_table, kinematics_table, read_solution
 from .problem import Window, simpson_weights, solve
 from .reference import Reference, mesh_window
 from .spec import control_bounds, load_spec, model_setup, read_actuators
@@ -56,6 +57,8 @@ def prepare(spec, extras, settings):
                     q_upper=np.where(clamped, ranges[:, 1], np.inf),
                     u_lower=u_lo, u_upper=u_hi,
                     coupled=_coupled_references(setup, reference, times))
+    if extras.get("guess"):
+        window.guess = read_solution(extras["guess"], setup, times)
     if spec.grf and settings.contact_tracking_weight > 0:
         window.grf = measured_foot_forces(spec.grf, times)
         implied = implied_support(setup, window.q_ref, window.qd_ref, window.qdd_ref)
@@ -107,7 +110,8 @@ def solve_window(spec_path) -> dict:
               "cpu_seconds": time.process_time() - cpu_started,
               "t0": spec.t0, "t1": spec.t1, "solved_t0": t0, "solved_t1": t1,
               "mesh_points": len(window.times), "settings": asdict(settings),
-              "engine": "casadi", "grf_tracked": window.grf is not None,
+              "engine": "casadi", "guess": extras.get("guess"),
+              "grf_tracked": window.grf is not None,
               "grf_tracked_samples": (int(np.sum(window.grf_tracked))
                                       if window.grf is not None else 0)}
     if sol.success:

@@ -9,8 +9,13 @@ columns are the residuals), then per foot `ground_force_<s>_v{x,y,z}` (N),
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+
+from pipeline.errors import IngestError
+from pipeline.opensim_files import read_sto
 
 from .dynamics import ModelSetup
 
@@ -69,3 +74,31 @@ def grf_table(setup: ModelSetup, times, forces, points) -> pd.DataFrame:
         table[f"ground_torque_{side}_y"] = out[f"_torque_{side}"]
         table[f"ground_torque_{side}_z"] = np.zeros(len(times))
     return pd.DataFrame(table, index=pd.Index(times, name="time"))
+
+
+def read_solution(folder, setup: ModelSetup, times) -> dict:
+    """A solved window's tables (`kinematics.sto`, `kinetics.sto` in `folder`, as either engine
+    writes them) on `times`: {'q', 'qd', 'qdd', 'tau'}, each (P, nf); tau is the generalized
+    force of each coordinate's actuators (0 where the table has none). The warm start of
+    `Window.guess`. Linear interpolation where the grids differ."""
+    folder = Path(folder)
+    kinematics, kinetics = (read_sto(folder / f"{name}.sto") for name in ("kinematics",
+                                                                           "kinetics"))
+    names = setup.free_names
+    wanted = names + [f"{n}_{kind}" for kind in ("speed", "accel") for n in names]
+    missing = [c for c in wanted if c not in kinematics.columns]
+    if missing:
+        raise IngestError(f"the warm-start guess lacks columns {missing[:5]}",
+                          file=folder / "kinematics.sto",
+                          hint="give the folder of a solution of the same model and window")
+
+    def at(table, column):
+        return np.interp(times, table.index.to_numpy(), table[column].to_numpy())
+
+    out = {key: np.stack([at(kinematics, n + suffix) for n in names], axis=1)
+           for key, suffix in (("q", ""), ("qd", "_speed"), ("qdd", "_accel"))}
+    forces = [next((c for c in (f"{n}_moment", f"{n}_force") if c in kinetics.columns), None)
+              for n in names]
+    out["tau"] = np.stack([at(kinetics, c) if c else np.zeros(len(times)) for c in forces],
+                          axis=1)
+    return out

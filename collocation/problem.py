@@ -17,7 +17,8 @@ Mirrors `osim.moco_track.build_study` (MocoTrack, Hermite-Simpson):
   clamped coordinates within their ranges, speeds within +-50 (Moco's default bounds).
 Exact first and second derivatives come from CasADi's AD; IPOPT with MUMPS, one thread.
 The guess: the reference states (pelvis height settled onto the contact model, see
-`settle_height`), its accelerations, and the controls of inverse dynamics.
+`settle_height`), its accelerations, and the controls of inverse dynamics; or a solution of the
+window (`Window.guess`, e.g. Moco's: a warm start).
 """
 from __future__ import annotations
 
@@ -52,6 +53,9 @@ class Window:
     # foot's reading is tracked at each point (P, 2) bool (contact_tracking.tracked_feet).
     grf: np.ndarray | None = None
     grf_tracked: np.ndarray | None = None
+    # A solution of this window to start from instead of the reference (spec `guess`):
+    # q, q', q'' and the generalized forces of the actuators, each (P, nf) on `times`.
+    guess: dict | None = None
 
 
 @dataclass
@@ -134,6 +138,12 @@ def guess_controls(functions, setup: ModelSetup, window: Window, q: np.ndarray) 
     the control bounds."""
     inverse = functions["inverse"].map(len(window.times))
     tau = np.array(inverse(q.T, window.qd_ref.T, window.qdd_ref.T)).T  # (P, nf)
+    return controls_for(setup, window, tau)
+
+
+def controls_for(setup: ModelSetup, window: Window, tau: np.ndarray) -> np.ndarray:
+    """(P, A) controls giving the generalized forces tau (P, nf): each coordinate's force split
+    over its actuators by optimal force, clipped to the control bounds."""
     coord = np.array(setup.actuator_coordinate)
     total = np.zeros(len(setup.free))
     np.add.at(total, coord, setup.optimal_force)
@@ -280,10 +290,15 @@ def build_nlp(setup: ModelSetup, window: Window, settings):
     ubx = np.concatenate([np.vstack([q_hi, qd_hi, free]).ravel(order="F"),
                           u_hi.ravel(order="F")])
 
-    q_guess = settle_height(functions, setup, window, 0.6 * settings.initial_value_bound)
-    u_guess = guess_controls(functions, setup, window, q_guess)[0::2]  # (n+1, A) mesh points
+    if window.guess is None:
+        q_guess = settle_height(functions, setup, window, 0.6 * settings.initial_value_bound)
+        qd_guess, qdd_guess = window.qd_ref, window.qdd_ref
+        u_guess = guess_controls(functions, setup, window, q_guess)[0::2]  # (n+1, A) mesh pts
+    else:
+        q_guess, qd_guess, qdd_guess = (window.guess[k] for k in ("q", "qd", "qdd"))
+        u_guess = controls_for(setup, window, window.guess["tau"])[0::2]
     z_guess = np.vstack([np.clip(q_guess.T, q_lo, q_hi),
-                         np.clip(window.qd_ref.T, qd_lo, qd_hi), window.qdd_ref.T])
+                         np.clip(qd_guess.T, qd_lo, qd_hi), qdd_guess.T])
     x_guess = np.concatenate([z_guess.ravel(order="F"), u_guess.T.ravel(order="F")])
 
     nlp = {"x": x, "p": p, "f": objective, "g": g}

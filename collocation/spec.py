@@ -24,8 +24,9 @@ from pipeline.errors import ModelError
 
 from .dynamics import ModelSetup
 
-#: Keys a collocation spec may carry beyond WindowSpec's.
-EXTRA_KEYS = ("tree", "engine")
+#: Keys a collocation spec may carry beyond WindowSpec's: `guess` is the folder of a solution
+#: of the same window (kinematics.sto, kinetics.sto as either engine writes them) to start from.
+EXTRA_KEYS = ("tree", "engine", "guess")
 
 
 @dataclass(frozen=True)

@@ -34,16 +34,18 @@ def standing(tmp_path_factory):
     return root, model_path
 
 
-def _spec(root: Path, model_path: Path, name: str, **overrides) -> dict:
+def _spec(root: Path, model_path: Path, name: str, guess: str | None = None,
+          **overrides) -> dict:
     settings = replace(TrackSettings(), **{"mesh_interval": 0.1, "weld_joints": WELD,
                                            "filter_hz": 6.0, **overrides})
-    return {"model": str(model_path), "coordinates": str(root / "ik.sto"), "t0": 0.0,
+    spec = {"model": str(model_path), "coordinates": str(root / "ik.sto"), "t0": 0.0,
             "t1": 0.3, "workdir": str(root / name), "settings": asdict(settings),
             "tree": str(root / "tree.json"), "engine": "casadi"}
+    return {**spec, "guess": guess} if guess else spec
 
 
-def _solve(root: Path, model_path: Path, name: str, **overrides):
-    spec = _spec(root, model_path, name, **overrides)
+def _solve(root: Path, model_path: Path, name: str, guess: str | None = None, **overrides):
+    spec = _spec(root, model_path, name, guess, **overrides)
     spec_path = root / f"{name}.json"
     spec_path.write_text(json.dumps(spec))
     done = subprocess.run([sys.executable, "-m", "collocation", str(spec_path)], cwd=REPO,
@@ -115,6 +117,26 @@ def test_agrees_with_moco(standing):
     for side in ("r", "l"):
         column = f"ground_force_{side}_vy"
         assert _rms(ct[column], mt[column]) / weight < 0.03
+
+    # Started from Moco's solution (spec `guess`), the engine finds it an optimum of its own
+    # NLP: the same problem, not only a similar answer.
+    code, warm, warm_dir = _solve(root, model_path, "warm", guess=spec["workdir"])
+    assert code == 0 and warm["guess"] == spec["workdir"], warm
+    # (Moco stops at a loose tolerance, so its objective is known to about 1 %.)
+    assert warm["objective"] == pytest.approx(moco["objective"], rel=0.02)
+    wk = read_sto(warm_dir / "kinematics.sto")
+    assert max(np.degrees(_rms(wk[c], mk[c])) for c in rotations) < 0.1
+
+
+def test_unreadable_guess_is_refused(standing):
+    root, model_path = standing
+    spec = _spec(root, model_path, "bad_guess", guess=str(root / "nowhere"))
+    (root / "bad_guess.json").write_text(json.dumps(spec))
+    done = subprocess.run([sys.executable, "-m", "collocation", str(root / "bad_guess.json")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "nowhere" in done.stderr
+    assert not (root / "bad_guess" / "result.json").exists()
 
 
 def test_spec_without_tree_is_refused(standing):
