@@ -55,8 +55,7 @@ def prepare(spec, extras, settings):
                     qd_ref=reference(names, times, 1), qdd_ref=reference(names, times, 2),
                     q_lower=np.where(clamped, ranges[:, 0], -np.inf),
                     q_upper=np.where(clamped, ranges[:, 1], np.inf),
-                    u_lower=u_lo, u_upper=u_hi,
-                    coupled=_coupled_references(setup, reference, times))
+                    u_lower=u_lo, u_upper=u_hi)
     if extras.get("guess"):
         window.guess = read_solution(extras["guess"], setup, times)
     if spec.grf and settings.contact_tracking_weight > 0:
@@ -64,21 +63,6 @@ def prepare(spec, extras, settings):
         implied = implied_support(setup, window.q_ref, window.qd_ref, window.qdd_ref)
         window.grf_tracked = tracked_feet(window.grf, implied, body_weight(setup.tree))
     return setup, window, (t0, t1)
-
-
-def _coupled_references(setup, reference, times) -> list:
-    """Tracking terms of coupled coordinates that the reference also holds, as Moco tracks
-    every state its reference names. Linear couplers only (they keep the cost quadratic); a
-    nonlinear one is followed but not tracked, a difference from Moco."""
-    out = []
-    names = setup.tree.coordinate_names
-    for dep, ind, func in setup.couplers:
-        if names[dep] not in reference.names or func["kind"] != "linear":
-            continue
-        slope, offset = func["scale"] * func["slope"], func["scale"] * func["intercept"]
-        out.append((setup.free.index(ind), slope, offset, reference([names[dep]], times)[:, 0],
-                    reference([names[dep]], times, 1)[:, 0]))
-    return out
 
 
 def grf_tracking_cost(setup, window, settings, forces) -> float:

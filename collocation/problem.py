@@ -23,7 +23,7 @@ window (`Window.guess`, e.g. Moco's: a warm start).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import casadi
 import numpy as np
@@ -45,10 +45,6 @@ class Window:
     q_upper: np.ndarray
     u_lower: np.ndarray      # (A,)
     u_upper: np.ndarray
-    # Coupled coordinates the reference also holds (Moco tracks them too): (slot of the
-    # independent coordinate in q, slope, offset, reference q (P,), reference q' (P,)) for a
-    # linear coupler q_dep = slope * q_ind + offset.
-    coupled: list = field(default_factory=list)
     # Measured force per foot (P, 3, 2) (N, ground; right, left) to track, or None, and which
     # foot's reading is tracked at each point (P, 2) bool (contact_tracking.tracked_feet).
     grf: np.ndarray | None = None
@@ -226,10 +222,9 @@ def build_nlp(setup: ModelSetup, window: Window, settings):
     wu = casadi.DM(control_weights(setup, settings))
     dq, dqd = Q - casadi.DM(window.q_ref.T), QD - casadi.DM(window.qd_ref.T)
     quadrature = casadi.DM(simpson_weights(n, h))
+    # Only the optimized coordinates: MocoTrack gives the dependent coordinate of a
+    # CoordinateCouplerConstraint (the patella's knee_angle_r_beta) tracking weight 0.
     per_point = casadi.mtimes(ws.T, dq ** 2) + casadi.sum1(dqd ** 2)
-    for k, slope, offset, ref, ref_speed in window.coupled:
-        per_point = per_point + ((slope * Q[k, :] + offset - casadi.DM(ref).T) ** 2
-                                 + (slope * QD[k, :] - casadi.DM(ref_speed).T) ** 2)
     tracking = casadi.mtimes(settings.states_weight * per_point, quadrature)
     effort = casadi.mtimes(settings.effort_weight * casadi.mtimes(wu.T, U_all ** 2), quadrature)
     objective = p * tracking + effort
