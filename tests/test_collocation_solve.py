@@ -151,13 +151,14 @@ def test_spec_without_tree_is_refused(standing):
     assert not (root / "no_tree" / "result.json").exists()
 
 
-def test_moco_grid_is_the_engines_grid(standing):
+def test_moco_grid_is_the_engines_grid(standing, monkeypatch):
     """Both engines lay n intervals of exactly mesh_interval (collocation.reference.mesh_window).
     MocoTrack alone would make ceil(duration / interval) of them, and in floating point
     (0.275 - 0.125) / 0.025 = 6.000000000000001: 7 intervals of 0.0214 s, a different NLP."""
     from osim.moco_track import WindowSpec, build_study
 
     root, model_path = standing
+    monkeypatch.chdir(root)  # MocoTrack writes its tracked states into the working directory
     spec = {**_spec(root, model_path, "grid", mesh_interval=0.025), "t0": 0.125}
     spec.pop("tree"), spec.pop("engine")
     study, *_ = build_study(WindowSpec(**spec))
