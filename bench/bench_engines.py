@@ -151,16 +151,15 @@ def main() -> None:
                "casadi_objective": casadi_result.get("objective"),
                "casadi_status": casadi_result.get("status"),
                "speedup": moco_wall / casadi_wall}
+        weight = 9.80665 * sum(b["mass"] for b in json.loads(tree.read_text())["bodies"])
         if code == 0 and moco_result.get("success"):
-            mass = sum(b["mass"] for b in json.loads(tree.read_text())["bodies"])
-            row.update(compare(moco_dir, here / "casadi", mass * 9.80665))
+            row.update(compare(moco_dir, here / "casadi", weight))
         if args.warm and moco_result.get("success"):
             warm, _, warm_code = run_casadi(spec, tree, here / "casadi_warm", guess=moco_dir)
             row.update({"warm_iterations": warm.get("iterations"),
                         "warm_objective": warm.get("objective"), "warm_exit": warm_code})
             if warm_code == 0:
-                mass = sum(b["mass"] for b in json.loads(tree.read_text())["bodies"])
-                agreement = compare(moco_dir, here / "casadi_warm", mass * 9.80665)
+                agreement = compare(moco_dir, here / "casadi_warm", weight)
                 row.update({f"warm_{k}": agreement[k] for k in (
                     "coordinate_rms_deg", "torque_rms_nm", "vertical_grf_rms_pct_bw")})
         rows.append(row)
