@@ -18,6 +18,8 @@ class TrainConfig:
     lr ×`lr_gamma` every `lr_step` epochs; `fd_frames` FD steps per window in single-frame-out
     (0: every frame); marker noise in metres (white per frame + constant per window);
     `fd_target` what Lq and LJ compare the FD step with (models/losses.integrator_targets);
+    `lj_to_forces` whether LJ's gradient reaches τ̂, λ̂ (the paper does not say; ours: only the
+    IKT's, since into the forces it biased walking vertical GRF 12-19% BW low);
     `weight_average` the per-step decay of the weights' moving average that the checkpoint
     saves as the model (0: the last step's weights).
     """
@@ -45,6 +47,7 @@ class TrainConfig:
     integrator: str = "semi_implicit"
     fd_target: str = "reference"    # Lq's target: or "own_start", "next_frame" (losses.py)
     lq_metric: str = "mass"         # or "coordinate" (see models/losses.py)
+    lj_to_forces: bool = False      # LJ's gradient reaches τ̂, λ̂ too (docs/model.md)
     marker_noise_m: float = 0.005
     marker_offset_m: float = 0.005
     threads: int = 1

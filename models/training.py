@@ -152,12 +152,17 @@ class Stepper:
         if cfg.output == "single":
             k = T - 1 if cfg.fd_frames <= 0 else min(cfg.fd_frames, T - 1)
             frames = torch.randperm(T - 1, generator=generator)[:k].sort().values
-            q_fd, _, _ = phys.fd.single_frame(q0[:, frames], qd0[:, frames],
-                                              p["tau"][:, frames], p["contact"][:, frames], dt)
             targets = frames + 1  # q_fd: (B, k, C)
+
+            def integrate(tau, contact):
+                return phys.fd.single_frame(q0[:, frames], qd0[:, frames], tau[:, frames],
+                                            contact[:, frames], dt)[0]
         else:
-            q_fd, _, _ = phys.fd.multi_frame(q0[:, 0], qd0[:, 0], p["tau"], p["contact"], dt)
             targets = torch.arange(1, T)
+
+            def integrate(tau, contact):
+                return phys.fd.multi_frame(q0[:, 0], qd0[:, 0], tau, contact, dt)[0]
+        q_fd = integrate(p["tau"], p["contact"])
         ref_q = self.fd_targets(batch, q0, qd0, frames if cfg.output == "single" else None)
         if cfg.lq_metric == "mass":
             with torch.no_grad():  # the metric is a fixed weighting, not a path for gradients
@@ -166,6 +171,13 @@ class Stepper:
         else:
             out = {"q": L.masked_mse((q_fd - ref_q) / n["q_std"], torch.zeros_like(q_fd))}
         if "J" in cfg.losses:
+            if not cfg.lj_to_forces:
+                # LJ trains the IKT (through the predicted start state) and not τ̂, λ̂: on the
+                # synthetic walks its gradient into the forces biased the vertical GRF
+                # 12-19% BW low (docs/model.md, "LJ on walking"). From the reference state
+                # (ground-truth embeddings) it then has no trainable path: no second FD step.
+                q_fd = (q_fd.detach() if phase == "gt_embed"
+                        else integrate(p["tau"].detach(), p["contact"].detach()))
             if cfg.fd_target == "next_frame" or cfg.output == "multi":
                 ref_J = phys.reference_points(windows)[batch["index"]][:, targets]
             else:

@@ -87,3 +87,24 @@ def test_multi_frame_out_keeps_the_reference_frames(cohort_batch):
     # reference frames, so multi-frame-out compares with the frames whatever fd_target says.
     assert (_physics_terms(cohort_batch, "multi", "reference")
             == _physics_terms(cohort_batch, "multi", "next_frame"))
+
+
+@pytest.mark.parametrize("lj_to_forces", [True, False])
+def test_lj_reaches_the_forces_only_when_asked(cohort_batch, lj_to_forces):
+    """lj_to_forces=False: LJ's gradient stops at τ̂, λ̂ but still reaches the IKT's state (the
+    predicted-embedding phase's start); Lq's reaches the forces either way."""
+    w, batch, norm, physics = cohort_batch
+    cfg = make_config("tiny", fd_frames=0, fd_target="next_frame", lj_to_forces=lj_to_forces)
+    stepper = Stepper(cfg, norm, net=None, physics=physics)
+    b = {**batch, **{k: batch[k].double() for k in ("q", "qd", "qdd")}}
+    p = _exact(stepper, b)
+    leaves = {k: p[k].clone().requires_grad_(True) for k in ("tau", "contact", "q_hat")}
+    p = {**p, **leaves, "qd_hat": b["qd"]}
+    terms = stepper.physics_terms(b, w, p, "pred_embed", torch.Generator().manual_seed(0))
+    grads = torch.autograd.grad(terms["J"], [leaves["tau"], leaves["contact"], leaves["q_hat"]],
+                                allow_unused=True, retain_graph=True)
+    to_forces = [g is not None and float(g.abs().sum()) > 0 for g in grads[:2]]
+    assert to_forces == [lj_to_forces, lj_to_forces]
+    assert float(grads[2].abs().sum()) > 0          # the start state: the IKT's path
+    lq = torch.autograd.grad(terms["q"], [leaves["tau"]])[0]
+    assert float(lq.abs().sum()) > 0
