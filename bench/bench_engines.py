@@ -53,18 +53,16 @@ def compare(moco_dir: Path, casadi_dir: Path, body_weight: float) -> dict:
     t = t[(t >= ck.index[0] - 1e-9) & (t <= ck.index[-1] + 1e-9)]
 
     def at(df, col):
-        return np.interp(t, df.index.to_numpy(), df[col].to_numpy())
-
-    def moco(df, col):
+        """df[col] on Moco's grid t (Moco's own table: its values there)."""
         return np.interp(t, df.index.to_numpy(), df[col].to_numpy())
 
     coords = [c for c in mk.columns if not c.endswith(("_speed", "_accel"))
               and not c.startswith("pelvis_t") and c in ck.columns]
-    q = {c: np.degrees(rms(at(ck, c), moco(mk, c))) for c in coords}
+    q = {c: np.degrees(rms(at(ck, c), at(mk, c))) for c in coords}
     torques = [c for c in mt.columns if c.endswith("_moment") and not c.startswith("pelvis")
                and c in ct.columns]
-    tau = {c: rms(at(ct, c), moco(mt, c)) for c in torques}
-    grf = {s: 100.0 * rms(at(ct, f"ground_force_{s}_vy"), moco(mt, f"ground_force_{s}_vy"))
+    tau = {c: rms(at(ct, c), at(mt, c)) for c in torques}
+    grf = {s: 100.0 * rms(at(ct, f"ground_force_{s}_vy"), at(mt, f"ground_force_{s}_vy"))
            / body_weight for s in ("r", "l")}
     worst_q, worst_tau = max(q, key=q.get), max(tau, key=tau.get)
     return {"coordinate_rms_deg": q[worst_q], "worst_coordinate": worst_q,
