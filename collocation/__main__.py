@@ -33,7 +33,7 @@ from .contact_tracking import (
 )
 from .dynamics import build_functions, implied_support
 from .output import actuator_table, grf_table, kinematics_table, read_solution
-from .problem import Window, simpson_weights, solve
+from .problem import Window, simpson_weights, solve, tracked_weights
 from .reference import Reference, mesh_window
 from .spec import control_bounds, load_spec, model_setup, read_actuators
 
@@ -69,8 +69,7 @@ def grf_tracking_cost(setup, window, settings, forces) -> float:
     """The contact-tracking term of the objective (Simpson over the window) from the sphere
     forces (P, 3, S) of a solution: what Moco reports as its MocoContactTrackingGoal cost."""
     groups, weight_n = foot_groups(setup), body_weight(setup.tree)
-    tracked = (np.ones((len(window.times), 2)) if window.grf_tracked is None
-               else window.grf_tracked.astype(float))
+    tracked = tracked_weights(window)
     values = [grf_tracking_integrand(forces[k], window.grf[k], groups, weight_n, tracked[k])
               for k in range(len(window.times))]
     n = (len(window.times) - 1) // 2

@@ -54,6 +54,14 @@ class Window:
     guess: dict | None = None
 
 
+def tracked_weights(window: Window) -> np.ndarray:
+    """(P, 2) 1.0 where a foot's plate reading is tracked, else 0 (every reading where the
+    window does not say: Moco's rule)."""
+    if window.grf_tracked is None:
+        return np.ones((len(window.times), 2))
+    return window.grf_tracked.astype(float)
+
+
 @dataclass
 class Solution:
     success: bool
@@ -238,8 +246,7 @@ def build_nlp(setup: ModelSetup, window: Window, settings):
         # ||F_model - F_measured||^2 (contact_tracking.py), Simpson like the terms above, over
         # the feet whose plate reading counts.
         grf_point = _grf_point(functions, setup, nf)
-        tracked = (np.ones((npts, 2)) if window.grf_tracked is None
-                   else window.grf_tracked.astype(float))
+        tracked = tracked_weights(window)
         # (8, P): per point measured right xyz, left xyz, then tracked right, left
         plate = casadi.DM(np.hstack([window.grf.transpose(0, 2, 1).reshape(npts, 6),
                                      tracked]).T)
