@@ -156,11 +156,15 @@ def track_trial(*, model: Path, ik: Path, grf_leaf: Path | None, settings: Track
     pieces = {"kinematics": [], "kinetics": []}
     for spec, attempts in zip(specs, solved, strict=True):
         final = [a for a in attempts if a["final"]]
-        if not all(a["success"] for a in final):
-            last = attempts[-1]
-            raise SolveError(f"Moco window {spec.t0:.2f}-{spec.t1:.2f} s did not solve after "
+        failed = [a for a in final if not a["success"]]
+        if failed:
+            # The rung that failed, not merely the last one run (of two halves, one may solve).
+            why = "; ".join(f"{a['attempt']}: {a['status']} {a.get('detail') or ''}".strip()
+                            for a in failed)
+            engine = "CasADi" if settings.engine == "casadi" else "Moco"
+            raise SolveError(f"{engine} window {spec.t0:.2f}-{spec.t1:.2f} s did not solve after "
                              f"{len(attempts)} attempts ({', '.join(a['attempt'] for a in attempts)}"
-                             f"): {last['status']} {last.get('detail', '')}".strip(),
+                             f"): {why}",
                              file=spec.workdir, trial=trial, hint="see solve.log in each "
                              "attempt's folder; check the IK (tracking a bad reference rarely "
                              "converges), then try a finer mesh or a longer timeout")

@@ -29,6 +29,9 @@ def test_non_convergence_climbs_the_ladder_and_is_never_ground_truth(tmp_path):
     assert "after 5 attempts" in message
     for rung in ("as configured", "more_iterations", "relaxed_tolerance", "half_0", "half_1"):
         assert rung in message
+    # The message names the engine and the status of each final rung that failed.
+    assert message.startswith("[moco] Moco window 0.00-0.60 s")
+    assert "half_0: Maximum_Iterations_Exceeded" in message
     window = workdir / "window_0"
     for folder in ("more_iterations", "relaxed_tolerance", "half_0", "half_1"):
         spec = (window / folder / "spec.json").read_text()
