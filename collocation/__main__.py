@@ -3,7 +3,8 @@
 Writes into spec.workdir, like `python -m osim.moco_track`: `result.json` (success, status,
 iterations, objective, solve_seconds, nlp_seconds, cpu_seconds, t0, t1, solved_t0, solved_t1,
 mesh_points, settings, engine "casadi", guess (the solution folder it started from, or
-None: the reference), grf_tracked (spec.grf's force plates tracked, as
+None: the reference), friction_transition_velocity (the spheres' override, or None: the
+model's), grf_tracked (spec.grf's force plates tracked, as
 Moco's MocoContactTrackingGoal tracks them), grf_tracked_samples (how many of the 2 x
 mesh_points foot readings are tracked: contact_tracking.tracked_feet), grf_tracking_cost (that
 term of the objective at the solution), columns), `solution.npz` (raw variables, also when not
@@ -41,6 +42,9 @@ from .spec import control_bounds, load_spec, model_setup, read_actuators
 def prepare(spec, extras, settings):
     """(ModelSetup, Window, (t0, t1)) of a spec: tree, actuators, grid and references."""
     tree_desc = json.loads(Path(extras["tree"]).read_text())
+    if extras.get("friction_transition_velocity"):
+        for sphere in tree_desc["contact_spheres"]:
+            sphere["transition_velocity"] = float(extras["friction_transition_velocity"])
     actuators = read_actuators(spec.model)
     setup = model_setup(tree_desc, actuators, settings.weld_joints)
     reference = Reference(spec.coordinates, settings.filter_hz)
@@ -94,6 +98,7 @@ def solve_window(spec_path) -> dict:
               "t0": spec.t0, "t1": spec.t1, "solved_t0": t0, "solved_t1": t1,
               "mesh_points": len(window.times), "settings": asdict(settings),
               "engine": "casadi", "guess": extras.get("guess"),
+              "friction_transition_velocity": extras.get("friction_transition_velocity"),
               "grf_tracked": window.grf is not None,
               "grf_tracked_samples": (int(np.sum(window.grf_tracked))
                                       if window.grf is not None else 0)}

@@ -25,8 +25,10 @@ from pipeline.errors import ModelError
 from .dynamics import ModelSetup
 
 #: Keys a collocation spec may carry beyond WindowSpec's: `guess` is the folder of a solution
-#: of the same window (kinematics.sto, kinetics.sto as either engine writes them) to start from.
-EXTRA_KEYS = ("tree", "engine", "guess")
+#: of the same window (kinematics.sto, kinetics.sto as either engine writes them) to start from;
+#: `friction_transition_velocity` (m/s) replaces every contact sphere's, a smoother friction
+#: for a continuation stage of the retry ladder (`osim.ground_truth.solve_with_retries`).
+EXTRA_KEYS = ("tree", "engine", "guess", "friction_transition_velocity")
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,11 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def run_window(spec: WindowSpec, timeout_s: float) -> dict:
+def run_window(spec: WindowSpec, timeout_s: float, engine_options: dict | None = None) -> dict:
     """Solve a window in a subprocess; always returns a result dict (`success` False on failure,
-    with `status` saying why: the IPOPT status, `timeout`, or `crashed`)."""
+    with `status` saying why: the IPOPT status, `timeout`, or `crashed`). `engine_options`:
+    the CasADi engine's extra spec keys (`collocation.spec.EXTRA_KEYS`: guess,
+    friction_transition_velocity); Moco has none."""
     workdir = Path(spec.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     spec_path = workdir / "spec.json"
@@ -47,6 +49,9 @@ def run_window(spec: WindowSpec, timeout_s: float) -> dict:
 
         payload["tree"] = str(write_tree(spec.model, workdir / "tree.json"))
         payload["engine"] = engine
+        payload.update(engine_options or {})
+    elif engine_options:
+        raise ValueError(f"engine {engine!r} takes no options, got {sorted(engine_options)}")
     spec_path.write_text(json.dumps(payload, indent=2))
     result_path = workdir / "result.json"
     result_path.unlink(missing_ok=True)
