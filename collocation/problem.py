@@ -312,6 +312,38 @@ def build_nlp(setup: ModelSetup, window: Window, settings):
     return nlp, bounds, x_guess, {"jac_g": jac_g, "hess_lag": hess_lag}
 
 
+def variable_scales(window: Window, nf: int, n_controls: int) -> np.ndarray:
+    """x = s * x~, per variable: q and the controls as they are (rad or m of order 1, controls
+    in units of optimal force); q' and q'' of each coordinate by the largest |value| its
+    reference reaches in the window (at least 1)."""
+    qd = np.maximum(1.0, np.max(np.abs(window.qd_ref), axis=0))
+    qdd = np.maximum(1.0, np.max(np.abs(window.qdd_ref), axis=0))
+    per_point = np.concatenate([np.ones(nf), qd, qdd])
+    return np.concatenate([np.tile(per_point, len(window.times)), np.ones(n_controls)])
+
+
+def scale_nlp(nlp: dict, bounds: dict, x0: np.ndarray, derivatives: dict, s: np.ndarray):
+    """The NLP of `build_nlp` in x~ = x / s, with its derivatives by the chain rule
+    (J~ = J diag(s), H~ = diag(s) H diag(s), still upper triangular): the same problem, the
+    same solutions, but the steps IPOPT takes depend on the units (its Hessian regularization
+    adds a multiple of the identity, its barrier and line search are not scale invariant)."""
+    xs, p = casadi.MX.sym("x", len(s)), nlp["p"]
+    x = casadi.DM(s) * xs
+    f, g = casadi.Function("fg", [nlp["x"], p], [nlp["f"], nlp["g"]])(x, p)
+    diag = casadi.DM(casadi.Sparsity.diag(len(s)), s)
+    g_value, jac = derivatives["jac_g"](x, p)
+    jac_g = casadi.Function("jac_g", [xs, p], [g_value, casadi.mtimes(jac, diag)],
+                            ["x", "p"], ["g", "jac_g_x"])
+    lam_f, lam_g = casadi.MX.sym("lam_f"), casadi.MX.sym("lam_g", g.shape[0])
+    hess = derivatives["hess_lag"](x, p, lam_f, lam_g)
+    hess_lag = casadi.Function("hess_lag", [xs, p, lam_f, lam_g],
+                               [casadi.mtimes(diag, casadi.mtimes(hess, diag))],
+                               ["x", "p", "lam_f", "lam_g"], ["triu_hess_gamma_x_x"])
+    scaled_bounds = {**bounds, "lbx": bounds["lbx"] / s, "ubx": bounds["ubx"] / s}
+    return ({"x": xs, "p": p, "f": f, "g": g}, scaled_bounds, x0 / s,
+            {"jac_g": jac_g, "hess_lag": hess_lag})
+
+
 def unpack(xs: np.ndarray, nf: int, na: int, npts: int):
     """(q, q', q'' as (P, nf), u at every point (P, A)) from the NLP's variables."""
     n = (npts - 1) // 2
@@ -326,8 +358,13 @@ def solve(setup: ModelSetup, window: Window, settings, expand: bool = False) -> 
 
     expand: turn the whole NLP into one SX graph instead of using the hand-assembled
     derivatives (memory and build time grow fast with the window: 5 min for a 1.4 s squat)."""
-    nlp, bounds, x_guess, derivatives = build_nlp(setup, window, settings)
     nf, na, npts = len(setup.free), len(setup.actuator_names), len(window.times)
+    # Speeds and accelerations in units of their reference's largest value: unscaled, a
+    # walk's q'' (up to 60 rad/s^2) beside q (1 rad) steered IPOPT's early steps into optima
+    # with 1.7-5x Moco's objective on all four synthetic walks of the default cohort (mesh
+    # 0.0125 s), where, scaled, it finds Moco's (docs/engine.md).
+    s = variable_scales(window, nf, na * ((npts - 1) // 2 + 1))
+    nlp, bounds, x_guess, derivatives = scale_nlp(*build_nlp(setup, window, settings), s)
     tol, ctol = settings.convergence_tolerance, settings.constraint_tolerance
     # Only `tol` and `constr_viol_tol`, as Moco sets them. Loosening compl_inf_tol with them
     # let IPOPT stop with the barrier still holding bound-active coordinates away from their
@@ -353,7 +390,7 @@ def solve(setup: ModelSetup, window: Window, settings, expand: bool = False) -> 
     stats = solver.stats()
     iterations = int(stats.get("iter_count", 0))
     status = str(stats.get("return_status", "unknown"))
-    q, qd, qdd, u = unpack(np.array(result["x"]).ravel(), nf, na, npts)
+    q, qd, qdd, u = unpack(np.array(result["x"]).ravel() * s, nf, na, npts)
     return Solution(
         success=status in ("Solve_Succeeded", "Solved_To_Acceptable_Level"),
         status=status, iterations=iterations,
