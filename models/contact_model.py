@@ -76,9 +76,16 @@ def contact_point(sphere: SphereContact, center_in_ground):
     return indentation, point
 
 
-def contact_force(m, sphere: SphereContact, indentation, point_velocity):
+def contact_force(m, sphere: SphereContact, indentation, point_velocity,
+                  friction_kink: float = 0.0):
     """Force (3-tuple, N, ground) that the half-space applies to the sphere's body at the
-    contact point, given the indentation (m) and that body point's velocity in ground (m/s)."""
+    contact point, given the indentation (m) and that body point's velocity in ground (m/s).
+
+    friction_kink: Simbody ramps the Coulomb friction up with min(v_slip / v_transition, 1),
+    which has a kink where the slip reaches the transition velocity. With friction_kink = d > 0
+    the minimum is rounded, (x + 1 - sqrt((x - 1)^2 + d^2)) / 2 with x = v_slip / v_transition:
+    smooth, below Simbody's ramp by at most d / 2 (at the kink; d / 40 ten widths away), so the
+    friction differs by at most d / 2 times (static friction x normal force). 0: Simbody's law."""
     n = sphere.normal
     vn = _dot(point_velocity, n)
     vt = tuple(point_velocity[i] - vn * n[i] for i in range(3))
@@ -95,6 +102,10 @@ def contact_force(m, sphere: SphereContact, indentation, point_velocity):
     vslip = m.sqrt(_dot(vt, vt) + cf)
     vrel = vslip / sphere.transition_velocity
     us, ud, uv = sphere.static_friction, sphere.dynamic_friction, sphere.viscous_friction
-    ff = fhc * (m.fmin(vrel, 1.0) * (ud + 2.0 * (us - ud) / (1.0 + vrel * vrel)) + uv * vslip)
+    if friction_kink > 0.0:
+        ramp = 0.5 * (vrel + 1.0 - m.sqrt((vrel - 1.0) ** 2 + friction_kink ** 2))
+    else:
+        ramp = m.fmin(vrel, 1.0)
+    ff = fhc * (ramp * (ud + 2.0 * (us - ud) / (1.0 + vrel * vrel)) + uv * vslip)
     # Simbody's force acts on the half-space; the sphere's body gets its negative.
     return tuple(-(fhc * n[i] + ff * vt[i] / vslip) for i in range(3))

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 CASADI_SIDE = r"""
 import json, sys
 import numpy as np
-from collocation.dynamics import build_functions
+from collocation.dynamics import FRICTION_KINK, build_functions
 from collocation.spec import model_setup
 tree_path, states_path, out_path = sys.argv[1:4]
 desc = json.loads(open(tree_path).read())
@@ -41,7 +41,8 @@ s = np.load(states_path)
 free = setup.free
 tau = np.array(f["inverse"].map(len(s["q"]))(s["q"][:, free].T, s["qd"][:, free].T,
                                              s["qdd"][:, free].T)).T
-out = {"inverse": tau.tolist(), "free": free, "forces": [], "points": []}
+out = {"inverse": tau.tolist(), "free": free, "forces": [], "points": [],
+       "friction_kink": FRICTION_KINK}
 for q, qd in zip(s["q"][:, free], s["qd"][:, free]):
     forces, points = f["contact"](q, qd)
     out["forces"].append(np.array(forces).tolist())
@@ -148,17 +149,33 @@ def test_contact_law_equals_opensim(builtin):
 
 
 def test_engine_contact_loads_equal_opensim(builtin):
-    """CasADi kinematics + the contact law, through the engine's own function."""
+    """CasADi kinematics + the contact law, through the engine's own function: exactly the law
+    with the engine's rounded friction kink at OpenSim's sphere kinematics, and OpenSim's own
+    force within that rounding's bound (d / 2 x static friction x normal force)."""
     root, model, state, desc = builtin
     q, qd, qdd = _near_floor_states(model, state, desc, 5, seed=2)
     reference = _opensim_sphere_forces(model, state, desc, q, qd)
     out = _run_casadi(root, q, qd, qdd)
+    kink = out["friction_kink"]
+    assert 0.0 < kink <= 0.05
+    spheres = spheres_from_description(desc, {b["name"]: i for i, b in
+                                              enumerate(desc["bodies"])})
+    rounded = 0
     for k, rows in enumerate(reference):
         forces, points = np.array(out["forces"][k]), np.array(out["points"][k])  # (3, S)
-        for s, row in enumerate(rows):
-            np.testing.assert_allclose(forces[:, s], row["force"], rtol=1e-9, atol=1e-8)
-            np.testing.assert_allclose(np.cross(points[:, s] - row["origin"], forces[:, s]),
+        for s, (sphere, row) in enumerate(zip(spheres, rows)):
+            depth, point = contact_point(sphere, tuple(row["center"]))
+            velocity = row["v0"] + np.cross(row["w"], np.array(point) - row["origin"])
+            law = np.array(contact_force(np, sphere, depth, tuple(velocity), friction_kink=kink))
+            np.testing.assert_allclose(forces[:, s], law, rtol=1e-9, atol=1e-8)
+            np.testing.assert_allclose(points[:, s], point, rtol=1e-9, atol=1e-9)
+            normal = abs(row["force"] @ sphere.normal)
+            difference = np.linalg.norm(forces[:, s] - row["force"])
+            assert difference <= 0.5 * kink * sphere.static_friction * normal + 1e-8
+            rounded += difference > 1e-6
+            np.testing.assert_allclose(np.cross(points[:, s] - row["origin"], row["force"]),
                                        row["torque"], rtol=1e-9, atol=1e-8)
+    assert rounded > 0  # the rounding is there, and the bound above was tested
 
 
 def test_coupled_coordinates_follow_and_project(builtin):
@@ -195,3 +212,33 @@ def _walking_tree() -> dict:
     from osim.export_tree import export_tree
 
     return export_tree(shared_file("opensim-core", "example3DWalking", "subject_walk_scaled.osim"))
+
+
+@pytest.mark.parametrize("slip_over_transition", [1.0, 0.5, 2.0])
+def test_rounded_friction_kink_is_within_its_bound(builtin, slip_over_transition):
+    """The rounding lowers only the Coulomb ramp: by d / 2 at the kink (slip = transition
+    velocity), where the friction is static x normal force, and by less than d / 40 ten widths
+    away; the normal force is untouched."""
+    desc = builtin[3]
+    sphere = spheres_from_description(desc, {b["name"]: i for i, b in
+                                             enumerate(desc["bodies"])})[0]
+    tangent = np.cross(sphere.normal, [0.0, 0.0, 1.0])
+    tangent /= np.linalg.norm(tangent)
+    velocity = tuple(slip_over_transition * sphere.transition_velocity * tangent)
+    kink = 0.05
+    exact = np.array(contact_force(np, sphere, 0.01, velocity))
+    rounded = np.array(contact_force(np, sphere, 0.01, velocity, friction_kink=kink))
+    normal = abs(exact @ sphere.normal)
+    assert rounded @ sphere.normal == pytest.approx(exact @ sphere.normal, rel=1e-12)
+    shortfall = (abs(exact @ tangent) - abs(rounded @ tangent)) / normal
+    # The law's slip speed is smoothed by the constant contact force term: sqrt(v^2 + cf).
+    v = slip_over_transition * sphere.transition_velocity
+    slip = np.sqrt(v * v + sphere.constant_contact_force)
+    x, us, ud = slip / sphere.transition_velocity, sphere.static_friction, sphere.dynamic_friction
+    ramp_drop = 0.5 * (np.hypot(x - 1.0, kink) - abs(x - 1.0))
+    expected = ramp_drop * (ud + 2.0 * (us - ud) / (1.0 + x * x)) * v / slip
+    assert shortfall == pytest.approx(expected, rel=1e-6)
+    if slip_over_transition == 1.0:
+        assert shortfall == pytest.approx(0.5 * kink * us, rel=1e-2)
+    else:
+        assert 0.0 < ramp_drop < kink / 40
