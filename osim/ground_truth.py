@@ -74,10 +74,11 @@ def _grf_errors(kinetics: pd.DataFrame, grf_leaf: Path, weight: float) -> dict:
     return grf_errors(kinetics, measured, weight)
 
 
-#: Friction transition velocity (m/s) of the CasADi engine's continuation rung. The walks that
-#: cycled with the model's 0.2 m/s (Newton steps overshooting the friction under a loading heel,
-#: docs/engine.md) converged at 0.5 m/s: all four synthetic walks of the default cohort, in
-#: 19-172 iterations.
+#: Friction transition velocity (m/s) of the CasADi engine's continuation rung. Measured before
+#: the engine rounded the kink of the friction ramp (collocation.dynamics.FRICTION_KINK), when
+#: two synthetic walks cycled at the model's 0.2 m/s: at 0.5 m/s all four walks of the default
+#: cohort converged, and from there S01 at 0.2 m/s. Since the rounding no measured window has
+#: needed this rung; it stays as the fallback for a window that does not converge.
 SMOOTHED_FRICTION = 0.5
 
 
