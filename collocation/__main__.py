@@ -46,7 +46,7 @@ def prepare(spec, extras, settings):
         for sphere in tree_desc["contact_spheres"]:
             sphere["transition_velocity"] = float(extras["friction_transition_velocity"])
     actuators = read_actuators(spec.model)
-    setup = model_setup(tree_desc, actuators, settings.weld_joints)
+    setup = model_setup(tree_desc, actuators, settings.weld_joints, settings.friction_kink)
     reference = Reference(spec.coordinates, settings.filter_hz)
     t0, t1, n = mesh_window(spec.t0, spec.t1, reference.t_first, reference.t_last,
                             settings.mesh_interval)

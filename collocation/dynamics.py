@@ -34,6 +34,7 @@ class ModelSetup:
     actuator_names: list[str]
     actuator_coordinate: list[int]   # index into `free` of each actuator's coordinate
     optimal_force: np.ndarray        # (A,) N*m or N per unit control
+    friction_kink: float = 0.0       # rounding of the friction ramp (TrackSettings)
 
     @property
     def free_names(self) -> list[str]:
@@ -59,15 +60,6 @@ def _full(ops, setup: ModelSetup, q_free, qd_free, qdd_free):
     return casadi.vertcat(*q), casadi.vertcat(*qd), casadi.vertcat(*qdd), slopes
 
 
-#: Width of the rounding of the friction ramp's kink (`models.contact_model.contact_force`),
-#: in units of the transition velocity. IPOPT's Newton steps cannot settle on a kink: where a
-#: heel sphere slid at about the transition velocity (0.2 m/s) at a heel strike, the synthetic
-#: walks S01 and S02 cycled for 500 iterations at the one mesh point; rounded over 1 % of it,
-#: they converge cold in 54 and 94. The friction then differs from OpenSim's by at most 0.5 %
-#: of the static friction force, at the kink only.
-FRICTION_KINK = 0.01
-
-
 def sphere_loads(ops: CasadiOps, setup: ModelSetup, q, qd):
     """[(body, force on body (3x1), contact point (3x1))] for every sphere, all in ground."""
     tree = setup.tree
@@ -82,7 +74,7 @@ def sphere_loads(ops: CasadiOps, setup: ModelSetup, q, qd):
         point = casadi.vertcat(*point)
         velocity = v[f] + casadi.cross(w[f], point - o[f])
         force = contact_force(casadi, s, depth, [velocity[i] for i in range(3)],
-                              friction_kink=FRICTION_KINK)
+                              friction_kink=setup.friction_kink)
         loads.append((s.body, casadi.vertcat(*force), point))
     return loads
 

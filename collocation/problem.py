@@ -364,7 +364,9 @@ def solve(setup: ModelSetup, window: Window, settings, expand: bool = False) -> 
     # with 1.7-5x Moco's objective on all four synthetic walks of the default cohort (mesh
     # 0.0125 s); scaled, S01, S02 and S04 end within 3 % of Moco's, and the real trial's 1 s window takes
     # 28 iterations instead of 140 (docs/engine.md).
-    s = variable_scales(window, nf, na * ((npts - 1) // 2 + 1))
+    n_controls = na * ((npts - 1) // 2 + 1)
+    s = (variable_scales(window, nf, n_controls) if settings.scale_variables
+         else np.ones(3 * nf * npts + n_controls))
     nlp, bounds, x_guess, derivatives = scale_nlp(*build_nlp(setup, window, settings), s)
     tol, ctol = settings.convergence_tolerance, settings.constraint_tolerance
     # Only `tol` and `constr_viol_tol`, as Moco sets them. Loosening compl_inf_tol with them

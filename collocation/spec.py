@@ -80,8 +80,9 @@ def read_actuators(model_path) -> list[Actuator]:
 
 
 def model_setup(tree_desc: dict, actuators: list[Actuator],
-                weld_joints: tuple[str, ...]) -> ModelSetup:
-    """Optimized coordinates (all but welded ones), held values, spheres and actuators."""
+                weld_joints: tuple[str, ...], friction_kink: float = 0.0) -> ModelSetup:
+    """Optimized coordinates (all but welded ones), held values, spheres and actuators;
+    friction_kink: the rounding of the spheres' friction ramp (`TrackSettings`)."""
     tree = build_tree(tree_desc)
     welded = set()
     for joint in tree_desc["joints"]:
@@ -111,7 +112,8 @@ def model_setup(tree_desc: dict, actuators: list[Actuator],
         spheres=spheres_from_description(tree_desc, body_index), couplers=couplers,
         actuator_names=[a.name for a in kept],
         actuator_coordinate=[slot[a.coordinate] for a in kept],
-        optimal_force=np.array([a.optimal_force for a in kept], dtype=float))
+        optimal_force=np.array([a.optimal_force for a in kept], dtype=float),
+        friction_kink=float(friction_kink))
 
 
 def control_bounds(actuators: list[Actuator], names: list[str], residual_bound: float):

@@ -75,7 +75,7 @@ def _grf_errors(kinetics: pd.DataFrame, grf_leaf: Path, weight: float) -> dict:
 
 
 #: Friction transition velocity (m/s) of the CasADi engine's continuation rung. Measured before
-#: the engine rounded the kink of the friction ramp (collocation.dynamics.FRICTION_KINK), when
+#: the engine rounded the kink of the friction ramp (TrackSettings.friction_kink), when
 #: two synthetic walks cycled at the model's 0.2 m/s: at 0.5 m/s all four walks of the default
 #: cohort converged, and from there S01 at 0.2 m/s. Since the rounding no measured window has
 #: needed this rung; it stays as the fallback for a window that does not converge.

@@ -31,18 +31,19 @@ REPO = Path(__file__).resolve().parents[1]
 CASADI_SIDE = r"""
 import json, sys
 import numpy as np
-from collocation.dynamics import FRICTION_KINK, build_functions
+from collocation.dynamics import build_functions
 from collocation.spec import model_setup
+from osim.moco_track import TrackSettings
 tree_path, states_path, out_path = sys.argv[1:4]
 desc = json.loads(open(tree_path).read())
-setup = model_setup(desc, [], ())
+setup = model_setup(desc, [], (), TrackSettings().friction_kink)   # the engine's default
 f = build_functions(setup)
 s = np.load(states_path)
 free = setup.free
 tau = np.array(f["inverse"].map(len(s["q"]))(s["q"][:, free].T, s["qd"][:, free].T,
                                              s["qdd"][:, free].T)).T
 out = {"inverse": tau.tolist(), "free": free, "forces": [], "points": [],
-       "friction_kink": FRICTION_KINK}
+       "friction_kink": setup.friction_kink}
 for q, qd in zip(s["q"][:, free], s["qd"][:, free]):
     forces, points = f["contact"](q, qd)
     out["forces"].append(np.array(forces).tolist())

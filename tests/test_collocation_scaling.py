@@ -88,3 +88,33 @@ def test_scaled_nlp_is_the_same_problem(tmp_path):
     assert np.allclose(r["first_point"], [1.0] * nf + [3.0] * nf + [40.0] * nf)
     assert r["length"] == r["expected_length"] and r["controls"] == [1.0] * 5
     assert r["still_min"] == 1.0   # a still reference keeps the units (scales at least 1)
+
+
+@pytest.mark.slow
+def test_scaled_and_unscaled_solves_agree(tmp_path):
+    """`scale_variables` changes IPOPT's path, not the problem: on the standing window both
+    converge to the same solution."""
+    pytest.importorskip("opensim")
+    from osim.export_tree import write_tree
+
+    model_path, _ = standing_trial(tmp_path, 0.3, 1.75, 70.0)
+    tree = write_tree(model_path, tmp_path / "tree.json")
+    results = {}
+    for scaled in (True, False):
+        settings = replace(TrackSettings(), mesh_interval=0.1, weld_joints=WELD,
+                           engine="casadi", scale_variables=scaled)
+        name = f"scaled_{scaled}"
+        spec = {"model": str(model_path), "coordinates": str(tmp_path / "ik.sto"), "t0": 0.0,
+                "t1": 0.3, "workdir": str(tmp_path / name), "settings": asdict(settings),
+                "tree": str(tree), "engine": "casadi"}
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(spec))
+        done = subprocess.run([sys.executable, "-m", "collocation", str(path)], cwd=REPO,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        results[scaled] = (json.loads((tmp_path / name / "result.json").read_text()),
+                           np.load(tmp_path / name / "solution.npz"))
+    (r1, s1), (r0, s0) = results[True], results[False]
+    assert r1["settings"]["scale_variables"] and not r0["settings"]["scale_variables"]
+    assert r1["objective"] == pytest.approx(r0["objective"], rel=1e-3)
+    assert np.max(np.abs(s1["q"] - s0["q"])) < np.radians(0.05)
