@@ -52,6 +52,32 @@ def standing_trial(folder: Path, seconds: float, height_m: float = 1.75, mass_kg
     return model_path, folder / "ik.sto"
 
 
+def standing_casadi_spec(folder: Path, name: str, *, extras: dict | None = None,
+                         **settings) -> Path:
+    """A CasADi engine spec of the built-in model standing for 0.3 s (mesh 0.1 s, arms and toes
+    welded; the model, its IK-like STO and its exported tree written into `folder` once),
+    with `settings` overriding TrackSettings and `extras` added (e.g. a spec key); written to
+    folder/<name>.json, solving into folder/<name>."""
+    import json
+    from dataclasses import asdict, replace
+
+    from osim.export_tree import write_tree
+    from osim.moco_track import TrackSettings
+
+    tree = folder / "tree.json"
+    if not tree.exists():
+        model_path, _ = standing_trial(folder, 0.3)
+        write_tree(model_path, tree)
+    resolved = replace(TrackSettings(), **{"mesh_interval": 0.1, "weld_joints": WELD,
+                                           "engine": "casadi", **settings})
+    spec = {"model": str(folder / "model.osim"), "coordinates": str(folder / "ik.sto"),
+            "t0": 0.0, "t1": 0.3, "workdir": str(folder / name), "settings": asdict(resolved),
+            "tree": str(tree), "engine": "casadi", **(extras or {})}
+    path = folder / f"{name}.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
 @contextmanager
 def luigi_paths_set(**folders):
     """Luigi's [paths] (raw, warehouse, artifacts) pointed at `folders` for the block, restored

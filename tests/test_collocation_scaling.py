@@ -6,14 +6,11 @@ subprocess (this process imports opensim; DESIGN.md trap 2)."""
 import json
 import subprocess
 import sys
-from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import WELD, standing_trial
-
-from osim.moco_track import TrackSettings
+from conftest import standing_casadi_spec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,16 +63,7 @@ json.dump({
 @pytest.mark.slow
 def test_scaled_nlp_is_the_same_problem(tmp_path):
     pytest.importorskip("opensim")
-    from osim.export_tree import write_tree
-
-    model_path, _ = standing_trial(tmp_path, 0.3, 1.75, 70.0)
-    tree = write_tree(model_path, tmp_path / "tree.json")
-    settings = replace(TrackSettings(), mesh_interval=0.1, weld_joints=WELD, engine="casadi")
-    spec = {"model": str(model_path), "coordinates": str(tmp_path / "ik.sto"), "t0": 0.0,
-            "t1": 0.3, "workdir": str(tmp_path / "w"), "settings": asdict(settings),
-            "tree": str(tree), "engine": "casadi"}
-    path, out = tmp_path / "spec.json", tmp_path / "out.json"
-    path.write_text(json.dumps(spec))
+    path, out = standing_casadi_spec(tmp_path, "w"), tmp_path / "out.json"
     done = subprocess.run([sys.executable, "-c", CASADI_SIDE, str(path), str(out)], cwd=REPO,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -95,20 +83,10 @@ def test_scaled_and_unscaled_solves_agree(tmp_path):
     """`scale_variables` changes IPOPT's path, not the problem: on the standing window both
     converge to the same solution."""
     pytest.importorskip("opensim")
-    from osim.export_tree import write_tree
-
-    model_path, _ = standing_trial(tmp_path, 0.3, 1.75, 70.0)
-    tree = write_tree(model_path, tmp_path / "tree.json")
     results = {}
     for scaled in (True, False):
-        settings = replace(TrackSettings(), mesh_interval=0.1, weld_joints=WELD,
-                           engine="casadi", scale_variables=scaled)
         name = f"scaled_{scaled}"
-        spec = {"model": str(model_path), "coordinates": str(tmp_path / "ik.sto"), "t0": 0.0,
-                "t1": 0.3, "workdir": str(tmp_path / name), "settings": asdict(settings),
-                "tree": str(tree), "engine": "casadi"}
-        path = tmp_path / f"{name}.json"
-        path.write_text(json.dumps(spec))
+        path = standing_casadi_spec(tmp_path, name, scale_variables=scaled)
         done = subprocess.run([sys.executable, "-m", "collocation", str(path)], cwd=REPO,
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

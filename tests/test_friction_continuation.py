@@ -11,7 +11,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
-from conftest import WELD, standing_trial
+from conftest import standing_casadi_spec
 
 import osim.ground_truth as ground_truth
 from osim.moco_track import TrackSettings, WindowSpec
@@ -100,23 +100,15 @@ print(json.dumps({"transition": [s.transition_velocity for s in setup.spheres],
 @pytest.mark.slow
 def test_the_spec_key_smooths_every_spheres_friction(tmp_path):
     pytest.importorskip("opensim")
-    from osim.export_tree import write_tree
-
-    model_path, _ = standing_trial(tmp_path, 0.3, 1.75, 70.0)
-    tree = write_tree(model_path, tmp_path / "tree.json")
-    settings = replace(TrackSettings(), mesh_interval=0.1, weld_joints=WELD, engine="casadi")
     out = {}
     for name, extra in (("model", {}), ("smooth", {"friction_transition_velocity": 0.5})):
-        spec = {"model": str(model_path), "coordinates": str(tmp_path / "ik.sto"), "t0": 0.0,
-                "t1": 0.3, "workdir": str(tmp_path / name), "settings": asdict(settings),
-                "tree": str(tree), "engine": "casadi", **extra}
-        path = tmp_path / f"{name}.json"
-        path.write_text(json.dumps(spec))
+        path = standing_casadi_spec(tmp_path, name, extras=extra)
         done = subprocess.run([sys.executable, "-c", SETUP_SIDE, str(path)], cwd=REPO,
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
         out[name] = json.loads(done.stdout.strip().splitlines()[-1])
-    model_tv = json.loads(tree.read_text())["contact_spheres"][0]["transition_velocity"]
+    model_tv = json.loads((tmp_path / "tree.json").read_text())["contact_spheres"][0][
+        "transition_velocity"]
     assert model_tv == pytest.approx(0.2)
     assert set(out["model"]["transition"]) == {model_tv}
     assert set(out["smooth"]["transition"]) == {0.5}
