@@ -74,6 +74,10 @@ class TrackSettings:
     friction_kink: float = 0.01
 
 
+#: Settings only the CasADi engine reads: they do not change a Moco solution, nor its path.
+CASADI_ONLY = ("scale_variables", "friction_kink")
+
+
 # Per-activity presets: filter cut-offs follow the content of each motion (gait at 6 Hz, faster
 # motions need more bandwidth, and shorter impacts a finer mesh).
 PRESETS: dict[str, TrackSettings] = {

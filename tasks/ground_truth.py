@@ -201,7 +201,11 @@ class TrackMoco(HashedTask):
         # give new artifacts too. The timeout does not change a solution.
         from dataclasses import asdict
 
-        resolved = {k: v for k, v in asdict(self._settings()).items() if k != "timeout_s"}
+        from osim.moco_track import CASADI_ONLY
+
+        settings = self._settings()
+        unused = ("timeout_s",) + (CASADI_ONLY if settings.engine == "moco" else ())
+        resolved = {k: v for k, v in asdict(settings).items() if k not in unused}
         return {**super().settings(), "resolved": resolved}
 
     def _settings(self):

@@ -46,3 +46,18 @@ def test_plate_tracking_weight_is_a_hashed_setting():
     assert off._settings().contact_tracking_weight == 0.0
     # What settings_hash() hashes for this task (the upstream hashes need the raw files).
     assert len({json.dumps(t.settings(), sort_keys=True) for t in (default, heavier, off)}) == 3
+
+
+def test_casadi_only_settings_leave_moco_paths_alone():
+    """The CasADi engine's formulation settings are hashed for that engine only: a Moco
+    solution's artifact path is what it was before they existed."""
+    from dataclasses import asdict
+
+    from osim.moco_track import CASADI_ONLY
+    from tasks.ground_truth import TrackMoco
+
+    moco = TrackMoco(subject="S01", trial="walk_01").settings()["resolved"]
+    casadi = TrackMoco(subject="S01", trial="walk_01", engine="casadi").settings()["resolved"]
+    every = set(asdict(TrackSettings())) - {"timeout_s"}
+    assert set(moco) == every - set(CASADI_ONLY)
+    assert set(casadi) == every and casadi["scale_variables"] and casadi["friction_kink"] > 0
