@@ -358,16 +358,17 @@ def solve(setup: ModelSetup, window: Window, settings, expand: bool = False) -> 
 
     expand: turn the whole NLP into one SX graph instead of using the hand-assembled
     derivatives (memory and build time grow fast with the window: 5 min for a 1.4 s squat)."""
+    nlp, bounds, x_guess, derivatives = build_nlp(setup, window, settings)
     nf, na, npts = len(setup.free), len(setup.actuator_names), len(window.times)
-    # Speeds and accelerations in units of their reference's largest value: unscaled, a
-    # walk's q'' (up to 60 rad/s^2) beside q (1 rad) steered IPOPT's early steps into optima
-    # with 1.7-5x Moco's objective on all four synthetic walks of the default cohort (mesh
-    # 0.0125 s); scaled, S01, S02 and S04 end within 3 % of Moco's, and the real trial's 1 s window takes
-    # 28 iterations instead of 140 (docs/engine.md).
-    n_controls = na * ((npts - 1) // 2 + 1)
-    s = (variable_scales(window, nf, n_controls) if settings.scale_variables
-         else np.ones(3 * nf * npts + n_controls))
-    nlp, bounds, x_guess, derivatives = scale_nlp(*build_nlp(setup, window, settings), s)
+    s = np.ones(len(x_guess))
+    if settings.scale_variables:
+        # Speeds and accelerations in units of their reference's largest value: unscaled, a
+        # walk's q'' (up to 60 rad/s^2) beside q (1 rad) steered IPOPT's early steps into
+        # optima with 1.7-5x Moco's objective on all four synthetic walks of the default cohort
+        # (mesh 0.0125 s); scaled, S01, S02 and S04 end within 3 % of Moco's, and the real
+        # trial's 1 s window takes 28 iterations instead of 140 (docs/engine.md).
+        s = variable_scales(window, nf, len(x_guess) - 3 * nf * npts)
+        nlp, bounds, x_guess, derivatives = scale_nlp(nlp, bounds, x_guess, derivatives, s)
     tol, ctol = settings.convergence_tolerance, settings.constraint_tolerance
     # Only `tol` and `constr_viol_tol`, as Moco sets them. Loosening compl_inf_tol with them
     # let IPOPT stop with the barrier still holding bound-active coordinates away from their
