@@ -117,17 +117,19 @@ def solve_with_retries(spec: WindowSpec, settings: TrackSettings,
         return [first, attempt("smoothed_friction", rung("smoothed_friction"),
                                guess=smooth.workdir)]
 
+    def plain(name: str, **changes):
+        return lambda: [attempt(name, rung(name, **changes))]
+
     attempts = [attempt("as configured", spec)]
     more = {"max_iterations": 4 * settings.max_iterations}
     relaxed = {**more, "convergence_tolerance": 10 * settings.convergence_tolerance,
                "constraint_tolerance": 10 * settings.constraint_tolerance}
-    second = ("smoothed_friction", None) if settings.engine == "casadi" else ("more_iterations", more)
-    for name, changes in (second, ("relaxed_tolerance", relaxed)):
+    second = smoothed_friction if settings.engine == "casadi" else plain("more_iterations", **more)
+    for fallback in (second, plain("relaxed_tolerance", **relaxed)):
         if attempts[-1]["success"] or attempts[-1]["status"] == "timeout":
             break  # a timeout would only time out again with more iterations
         attempts[-1]["final"] = False
-        attempts.extend(smoothed_friction() if changes is None
-                        else [attempt(name, rung(name, **changes))])
+        attempts.extend(fallback())
     if attempts[-1]["success"]:
         return attempts
     attempts[-1]["final"] = False
