@@ -15,7 +15,11 @@ Acceptance (issue 9): 1 deg, 3 N*m, 3 % BW. --warm also starts the CasADi engine
 solution (spec `guess`): where it stays there, both engines have the same optimum of the same
 NLP, whatever optimum a cold start finds. --rerun-moco solves Moco again in this run, so the
 wall times compare on the same machine load (recorded `solve_seconds` otherwise); the CasADi
-row also gives its process CPU seconds, the fairer number on a shared machine.
+row also gives its process CPU seconds, the fairer number on a shared machine. --truth RAW
+(a synthetic cohort's raw folder) also compares each engine with the generator's truth of the
+trial (`<RAW>/<subject>/_truth/<trial>.sto` and `<trial>_kinetics.sto`, walks only), on the
+truth's frames: how far apart the engines are, beside how far each is from what made the
+markers.
 """
 from __future__ import annotations
 
@@ -72,6 +76,26 @@ def compare(moco_dir: Path, casadi_dir: Path, body_weight: float) -> dict:
             "vertical_grf_rms_pct_bw": max(grf.values()), "points": int(len(t))}
 
 
+AGREEMENT_KEYS = ("coordinate_rms_deg", "torque_rms_nm", "worst_torque",
+                  "vertical_grf_rms_pct_bw")
+
+
+def truth_folder(raw: Path, name: str, here: Path) -> Path | None:
+    """A folder that `compare` reads as a solution: the generator's truth of trial `name`
+    ("S01/walk_short_01"), or None where the cohort wrote no truth kinetics for it."""
+    subject, trial = name.split("/")
+    truth = raw / subject / "_truth"
+    if not (truth / f"{trial}_kinetics.sto").exists():
+        return None
+    folder = here / "truth"
+    folder.mkdir(exist_ok=True)
+    for source, as_name in ((f"{trial}.sto", "kinematics.sto"),
+                            (f"{trial}_kinetics.sto", "kinetics.sto")):
+        (folder / as_name).unlink(missing_ok=True)
+        (folder / as_name).symlink_to((truth / source).resolve())
+    return folder
+
+
 def children_cpu() -> float:
     """CPU seconds (user + system) of this process's finished children: both engines solve in
     subprocesses, so this compares them fairly on a loaded machine."""
@@ -114,6 +138,8 @@ def main() -> None:
     parser.add_argument("--scratch", help="keep the solves here (default: a temp folder)")
     parser.add_argument("--warm", action="store_true",
                         help="also start the CasADi engine from Moco's solution (same NLP?)")
+    parser.add_argument("--truth", help="synthetic cohort's raw folder: compare both engines "
+                        "with the generator's truth too")
     args = parser.parse_args()
 
     from osim.export_tree import write_tree
@@ -160,6 +186,14 @@ def main() -> None:
                 agreement = compare(moco_dir, here / "casadi_warm", weight)
                 row.update({f"warm_{k}": agreement[k] for k in (
                     "coordinate_rms_deg", "torque_rms_nm", "vertical_grf_rms_pct_bw")})
+        truth = truth_folder(Path(args.truth), name, here) if args.truth else None
+        if truth is not None:
+            solved = {"moco": moco_dir if moco_result.get("success") else None,
+                      "casadi": here / "casadi" if code == 0 else None}
+            for engine, folder in solved.items():
+                if folder is not None:
+                    errors = compare(truth, folder, weight)
+                    row.update({f"{engine}_truth_{k}": errors[k] for k in AGREEMENT_KEYS})
         rows.append(row)
         print(json.dumps(row), flush=True)
 
@@ -180,6 +214,16 @@ def main() -> None:
                   f"{r.get('warm_coordinate_rms_deg', float('nan')):6.2f} "
                   f"{r.get('warm_torque_rms_nm', float('nan')):7.2f} "
                   f"{r.get('warm_vertical_grf_rms_pct_bw', float('nan')):8.2f}")
+    if args.truth:
+        print(f"\n{'against the truth':28s} {'engine':>6s} {'q deg':>6s} {'tau Nm':>7s} "
+              f"{'GRF %BW':>8s}")
+        for r in rows:
+            for engine in ("moco", "casadi"):
+                if f"{engine}_truth_torque_rms_nm" in r:
+                    print(f"{r['window']:28s} {engine:>6s} "
+                          f"{r[f'{engine}_truth_coordinate_rms_deg']:6.2f} "
+                          f"{r[f'{engine}_truth_torque_rms_nm']:7.2f} "
+                          f"{r[f'{engine}_truth_vertical_grf_rms_pct_bw']:8.2f}")
     print(f"\nsolves kept in {scratch}")
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=2))
