@@ -353,11 +353,8 @@ def unpack(xs: np.ndarray, nf: int, na: int, npts: int):
             (u_mesh @ _control_interpolation(n)).T)
 
 
-def solve(setup: ModelSetup, window: Window, settings, expand: bool = False) -> Solution:
-    """Build and solve the NLP of one window (see the module docstring).
-
-    expand: turn the whole NLP into one SX graph instead of using the hand-assembled
-    derivatives (memory and build time grow fast with the window: 5 min for a 1.4 s squat)."""
+def solve(setup: ModelSetup, window: Window, settings) -> Solution:
+    """Build and solve the NLP of one window (see the module docstring)."""
     nlp, bounds, x_guess, derivatives = build_nlp(setup, window, settings)
     nf, na, npts = len(setup.free), len(setup.actuator_names), len(window.times)
     s = np.ones(len(x_guess))
@@ -387,7 +384,7 @@ def solve(setup: ModelSetup, window: Window, settings, expand: bool = False) -> 
              "print_timing_statistics": "yes"}
     solver = casadi.nlpsol("track", "ipopt", nlp,
                            {"ipopt": ipopt, "print_time": True, "error_on_fail": False,
-                            "expand": expand, **derivatives})
+                            **derivatives})
     started = time.perf_counter()
     result = solver(x0=x_guess, p=1.0, **bounds)
     seconds = time.perf_counter() - started
