@@ -184,8 +184,7 @@ def main() -> None:
                         "warm_objective": warm.get("objective"), "warm_exit": warm_code})
             if warm_code == 0:
                 agreement = compare(moco_dir, here / "casadi_warm", weight)
-                row.update({f"warm_{k}": agreement[k] for k in (
-                    "coordinate_rms_deg", "torque_rms_nm", "vertical_grf_rms_pct_bw")})
+                row.update({f"warm_{k}": agreement[k] for k in AGREEMENT_KEYS})
         truth = truth_folder(Path(args.truth), name, here) if args.truth else None
         if truth is not None:
             solved = {"moco": moco_dir if moco_result.get("success") else None,
