@@ -47,17 +47,18 @@ def rms(a, b) -> float:
     return float(np.sqrt(np.nanmean(d * d)))
 
 
-def compare(moco_dir: Path, casadi_dir: Path, body_weight: float) -> dict:
-    """Agreement of two solved windows on the Moco grid (the CasADi tables interpolated)."""
+def compare(grid_dir: Path, other_dir: Path, body_weight: float) -> dict:
+    """Agreement of two solved windows (folders with `kinematics.sto` and `kinetics.sto`: Moco's
+    or the truth's, and the CasADi engine's) on the first one's grid, the other interpolated."""
     from pipeline.opensim_files import read_sto
 
-    mk, mt = read_sto(moco_dir / "kinematics.sto"), read_sto(moco_dir / "kinetics.sto")
-    ck, ct = read_sto(casadi_dir / "kinematics.sto"), read_sto(casadi_dir / "kinetics.sto")
+    mk, mt = read_sto(grid_dir / "kinematics.sto"), read_sto(grid_dir / "kinetics.sto")
+    ck, ct = read_sto(other_dir / "kinematics.sto"), read_sto(other_dir / "kinetics.sto")
     t = mk.index.to_numpy()
     t = t[(t >= ck.index[0] - 1e-9) & (t <= ck.index[-1] + 1e-9)]
 
     def at(df, col):
-        """df[col] on Moco's grid t (Moco's own table: its values there)."""
+        """df[col] on the first window's grid t (its own table: its values there)."""
         return np.interp(t, df.index.to_numpy(), df[col].to_numpy())
 
     coords = [c for c in mk.columns if not c.endswith(("_speed", "_accel"))
