@@ -67,8 +67,8 @@ def solve_consistent(model_path: Path, coords: pd.DataFrame, workdir: Path, *, m
     write_sto(reference, coords, in_degrees=False, name=trial or "planted")
     # The engine's formulation the cohort's strides were generated and measured with
     # (docs/cohort.md): unscaled variables, Simbody's friction kink. With the scaling and the
-    # rounded kink the same strides came out with a 3.8-4.3 BW impact on the trailing foot at
-    # the first frame (1.6 BW before) and two of the four default walks then kept Moco past 150
+    # rounded kink the same strides came out with a 3.8-4.3 BW impact on the trailing foot over
+    # the first 30 ms (0.8 -> 1.6 BW before) and two of the four default walks kept Moco past 150
     # and 300 iterations (39-60 before); a change of the generated truth is measured on its own.
     settings = replace(PRESETS["walking"], engine="casadi", weld_joints=tuple(weld_joints),
                        scale_variables=False, friction_kink=0.0)
